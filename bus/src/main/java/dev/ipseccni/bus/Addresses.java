@@ -1,0 +1,60 @@
+package dev.ipseccni.bus;
+
+/**
+ * Every event-bus address the services use. Published events go to cluster-wide
+ * addresses; request/reply addresses carry the node name so a request never leaves
+ * the node it is meant for.
+ */
+public final class Addresses {
+
+  private Addresses() {}
+
+  // Published to every node (cluster-wide).
+  public static final String LEASE_ACQUIRED = "lease.acquired";
+  public static final String LEASE_RENEWED = "lease.renewed";
+  public static final String LEASE_RELEASED = "lease.released";
+  public static final String ADDRESS_ALLOCATED = "address.allocated";
+  public static final String ADDRESS_RELEASED = "address.released";
+  public static final String POD_ADDED = "pod.added";
+  public static final String POD_DELETED = "pod.deleted";
+  public static final String TUNNEL_UP = "tunnel.up";
+  public static final String TUNNEL_DOWN = "tunnel.down";
+  public static final String FIREWALL_ASSERTED = "firewall.asserted";
+  public static final String FIREWALL_DRIFT = "firewall.drift";
+  public static final String AGENT_STARTED = "agent.started";
+  public static final String AGENT_STOPPING = "agent.stopping";
+  public static final String MEMBER_JOINED = "member.joined";
+  public static final String MEMBER_LEFT = "member.left";
+
+  /** All published event addresses, for observers that record every event. */
+  public static final java.util.List<String> EVENTS = java.util.List.of(
+      LEASE_ACQUIRED, LEASE_RENEWED, LEASE_RELEASED,
+      ADDRESS_ALLOCATED, ADDRESS_RELEASED,
+      POD_ADDED, POD_DELETED,
+      TUNNEL_UP, TUNNEL_DOWN,
+      FIREWALL_ASSERTED, FIREWALL_DRIFT,
+      AGENT_STARTED, AGENT_STOPPING,
+      MEMBER_JOINED, MEMBER_LEFT);
+
+  // Request/reply, local to one node.
+  public static String ipamAllocate(String node) {
+    return "ipam." + node + ".allocate";
+  }
+
+  public static String ipamRelease(String node) {
+    return "ipam." + node + ".release";
+  }
+
+  public static String ipamCheck(String node) {
+    return "ipam." + node + ".check";
+  }
+
+  public static String ipamGc(String node) {
+    return "ipam." + node + ".gc";
+  }
+
+  /** Each local service answers with its {@link dev.ipseccni.bus.message.ComponentStatus}. */
+  public static String nodeStatus(String node) {
+    return "node.status." + node;
+  }
+}

@@ -1,0 +1,83 @@
+package dev.ipseccni.bus;
+
+import com.hazelcast.config.Config;
+import com.hazelcast.config.JoinConfig;
+import com.hazelcast.config.NetworkConfig;
+import com.hazelcast.core.HazelcastInstance;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import io.vertx.spi.cluster.hazelcast.ConfigUtil;
+import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * Starts a clustered Vert.x whose cluster manager is Hazelcast configured in code: TCP-IP
+ * join to a fixed member list (no multicast, no auto-detection), bound to the node's
+ * underlay address only, with heartbeats tuned so a hung member is evicted within seconds.
+ */
+public final class ClusterBootstrap {
+
+  /** Member attribute carrying the node name, so membership can be reported by node. */
+  public static final String NODE_ATTRIBUTE = "ipsec-cni.node";
+
+  private ClusterBootstrap() {}
+
+  /** A started, clustered node: its Vert.x and the Hazelcast instance behind it. */
+  public record JoinedCluster(Vertx vertx, HazelcastInstance hazelcast, ClusterMembership membership) {}
+
+  /**
+   * Joins (or forms) the cluster.
+   *
+   * @param customizers change the Hazelcast config before start, e.g. a service's split-brain protection
+   */
+  public static Future<JoinedCluster> join(ClusterSettings settings, List<Consumer<Config>> customizers) {
+    Config config = hazelcastConfig(settings);
+    customizers.forEach(c -> c.accept(config));
+    // Hazelcast picks its address from this property; with several nodes on one machine
+    // each must bind its own underlay address.
+    System.setProperty("hazelcast.local.localAddress", settings.bindAddress());
+    HazelcastClusterManager manager = new HazelcastClusterManager(config);
+    VertxOptions options = new VertxOptions();
+    options.getEventBusOptions()
+        .setHost(settings.bindAddress())
+        .setPort(settings.eventBusPort())
+        .setClusterPublicHost(settings.bindAddress());
+    return Vertx.builder().with(options).withClusterManager(manager).buildClustered()
+        .map(vertx -> {
+          HazelcastInstance hz = manager.getHazelcastInstance();
+          BusCodecs.register(vertx.eventBus());
+          return new JoinedCluster(vertx, hz, new ClusterMembership(hz));
+        });
+  }
+
+  static Config hazelcastConfig(ClusterSettings settings) {
+    Config config = ConfigUtil.loadConfig();
+    config.setClusterName(settings.clusterName());
+    config.setLiteMember(settings.liteMember());
+    config.getMemberAttributeConfig().setAttribute(NODE_ATTRIBUTE, settings.nodeName());
+
+    NetworkConfig network = config.getNetworkConfig();
+    network.setPort(settings.port()).setPortAutoIncrement(false);
+    network.getInterfaces().setEnabled(false);
+    JoinConfig join = network.getJoin();
+    join.getMulticastConfig().setEnabled(false);
+    join.getAutoDetectionConfig().setEnabled(false);
+    join.getTcpIpConfig().setEnabled(true).setMembers(settings.members())
+        .setConnectionTimeoutSeconds(2);
+
+    ClusterSettings.Timing t = settings.timing();
+    config.setProperty("hazelcast.socket.bind.any", "false");
+    config.setProperty("hazelcast.wait.seconds.before.join", String.valueOf(t.joinWaitSeconds()));
+    config.setProperty("hazelcast.heartbeat.interval.seconds", String.valueOf(t.heartbeatSeconds()));
+    config.setProperty("hazelcast.max.no.heartbeat.seconds", String.valueOf(t.maxNoHeartbeatSeconds()));
+    config.setProperty("hazelcast.merge.first.run.delay.seconds", String.valueOf(t.mergeDelaySeconds()));
+    config.setProperty("hazelcast.merge.next.run.delay.seconds", String.valueOf(t.mergeDelaySeconds()));
+    config.setProperty("hazelcast.logging.type", "jdk");
+    // The agent leaves the cluster itself on SIGTERM, after its services stopped.
+    config.setProperty("hazelcast.shutdownhook.enabled", "false");
+    config.setProperty("hazelcast.phone.home.enabled", "false");
+    return config;
+  }
+}

@@ -1,0 +1,20 @@
+package dev.ipseccni.bus.message;
+
+/**
+ * Failure codes carried in {@code Message.fail(code, message)} of request/reply
+ * exchanges. They are CNI error codes, so the gateway passes them through unchanged.
+ */
+public final class Failures {
+  private Failures() {}
+
+  /** The container is unknown (CHECK of an allocation that does not exist). */
+  public static final int UNKNOWN_CONTAINER = 3;
+  /** Not ready yet (no lease, journal not replayed): the runtime should retry later. */
+  public static final int TRY_AGAIN_LATER = 11;
+  /** The node's block has no free address. */
+  public static final int POOL_EXHAUSTED = 100;
+  /** The allocation could not be persisted; it was not handed out. */
+  public static final int JOURNAL_FAILED = 101;
+  /** A request that does not make sense (bad field). */
+  public static final int INVALID_REQUEST = 7;
+}
