@@ -53,8 +53,18 @@ public final class Addresses {
     return "ipam." + node + ".gc";
   }
 
-  /** Each local service answers with its {@link dev.ipseccni.bus.message.ComponentStatus}. */
-  public static String nodeStatus(String node) {
-    return "node.status." + node;
+  /**
+   * Where a local service answers readiness questions with its
+   * {@link dev.ipseccni.bus.message.ComponentStatus}; one address per component, because a
+   * request reaches only one consumer.
+   */
+  public static String nodeStatus(String node, String component) {
+    return "node.status." + node + "." + component;
   }
+
+  /** Component names, as used in {@link #nodeStatus} and in the agent's {@code services} list. */
+  public static final String IPAM = "ipam";
+  public static final String TUNNEL = "tunnel";
+  public static final String FIREWALL = "firewall";
+  public static final String CNI_GATEWAY = "cni-gateway";
 }
