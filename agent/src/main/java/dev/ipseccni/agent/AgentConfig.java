@@ -1,0 +1,326 @@
+package dev.ipseccni.agent;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * The agent's configuration, read from one JSON file (docs/agent-config.md). Every value
+ * is checked when it is read; {@link #load} reports each bad value on its own.
+ */
+public record AgentConfig(
+    String nodeName,
+    String underlayAddress,
+    Cluster cluster,
+    Network network,
+    List<String> services,
+    Path stateDir,
+    Path cniSocket,
+    Path cniConfDir,
+    Charon charon,
+    Path secretFile,
+    Api api,
+    Log log) {
+
+  public static final List<String> ALL_SERVICES = List.of("ipam", "tunnel", "firewall", "cni-gateway");
+
+  public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
+                        boolean liteMember) {}
+
+  public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
+                        String bridge, int mtu) {}
+
+  public record Charon(Path viciSocket, String datapath) {}
+
+  public record Api(String address, int port) {
+    public boolean enabled() {
+      return port != 0;
+    }
+  }
+
+  public record Log(String format, String level) {}
+
+  public boolean runs(String service) {
+    return services.contains(service);
+  }
+
+  private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?");
+  private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
+  private static final Set<String> KNOWN_KEYS = Set.of("nodeName", "underlayAddress", "cluster", "network",
+      "services", "stateDir", "cniSocket", "cniConfDir", "charon", "secretFile", "api", "log");
+
+  /** Reads and checks the file; a {@link ConfigException} lists every problem found. */
+  public static AgentConfig load(Path file) throws ConfigException {
+    JsonNode root;
+    try {
+      root = new ObjectMapper().readTree(Files.readAllBytes(file));
+    } catch (JsonProcessingException e) {
+      throw new ConfigException(List.of(file + ": not valid JSON: " + e.getOriginalMessage()
+          + " at line " + e.getLocation().getLineNr()));
+    } catch (IOException e) {
+      throw new ConfigException(List.of(file + ": cannot read: " + e));
+    }
+    if (root == null || !root.isObject()) {
+      throw new ConfigException(List.of(file + ": expected a JSON object"));
+    }
+    return parse(root);
+  }
+
+  static AgentConfig parse(JsonNode root) throws ConfigException {
+    Reader r = new Reader(root);
+    for (Iterator<String> it = root.fieldNames(); it.hasNext(); ) {
+      String key = it.next();
+      if (!KNOWN_KEYS.contains(key)) {
+        r.problem(key + ": unknown setting");
+      }
+    }
+
+    String nodeName = r.text("nodeName", hostName());
+    if (!NODE_NAME.matcher(nodeName).matches()) {
+      r.problem("nodeName: '" + nodeName + "' must be a DNS label (lower-case letters, digits, '-', '.'; up to 63)");
+    }
+    String underlay = r.text("underlayAddress", "");
+    if (underlay.isEmpty()) {
+      r.problem("underlayAddress: required (the node's address on the underlay network)");
+    } else {
+      r.checkAddress("underlayAddress", underlay);
+    }
+
+    String clusterName = r.text("cluster.name", "ipsec-cni");
+    int port = r.port("cluster.port", 5701, false);
+    int busPort = r.port("cluster.eventBusPort", 5702, true);
+    List<String> members = r.textList("cluster.members", underlay.isEmpty() ? List.of() : List.of(underlay));
+    for (String m : members) {
+      String host = m.contains(":") && !m.startsWith("[") && m.indexOf(':') == m.lastIndexOf(':')
+          ? m.substring(0, m.indexOf(':')) : m;
+      r.checkAddress("cluster.members", host);
+    }
+    if (members.isEmpty()) {
+      r.problem("cluster.members: at least one member address is needed");
+    }
+    int expected = r.integer("cluster.expectedMembers", Math.max(1, members.size()));
+    if (expected < 1) {
+      r.problem("cluster.expectedMembers: " + expected + " must be at least 1");
+    }
+    boolean lite = r.bool("cluster.liteMember", false);
+
+    String networkName = r.text("network.name", "ipsec-cni");
+    String cidr = r.text("network.clusterCidr", "10.128.0.0/16");
+    int blockLen = r.integer("network.blockPrefixLength", 24);
+    Optional<String> preferred = r.optionalText("network.preferredBlock");
+    Prefix clusterPrefix = Prefix.parse(cidr).orElse(null);
+    if (clusterPrefix == null) {
+      r.problem("network.clusterCidr: '" + cidr + "' is not a network in CIDR notation (e.g. 10.128.0.0/16)");
+    } else {
+      if (blockLen <= clusterPrefix.length()) {
+        r.problem("network.blockPrefixLength: /" + blockLen + " is not smaller than the cluster CIDR " + cidr
+            + " (a node block must be a part of it)");
+      }
+      if (blockLen > clusterPrefix.bits() - 2) {
+        r.problem("network.blockPrefixLength: /" + blockLen + " leaves no pod address after the gateway");
+      }
+      if (preferred.isPresent()) {
+        Optional<Prefix> block = Prefix.parse(preferred.get());
+        if (block.isEmpty()) {
+          r.problem("network.preferredBlock: '" + preferred.get() + "' is not a network in CIDR notation");
+        } else if (block.get().length() != blockLen || !clusterPrefix.contains(block.get())) {
+          r.problem("network.preferredBlock: " + preferred.get() + " is not a /" + blockLen + " block of " + cidr);
+        }
+      }
+    }
+    String bridge = r.text("network.bridge", "cni0");
+    if (!IFNAME.matcher(bridge).matches()) {
+      r.problem("network.bridge: '" + bridge + "' is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
+    }
+    int mtu = r.integer("network.mtu", 1400);
+    if (mtu < 576 || mtu > 9000) {
+      r.problem("network.mtu: " + mtu + " is outside 576..9000");
+    }
+
+    List<String> services = r.textList("services", ALL_SERVICES);
+    for (String s : services) {
+      if (!ALL_SERVICES.contains(s)) {
+        r.problem("services: unknown service '" + s + "' (known: " + String.join(", ", ALL_SERVICES) + ")");
+      }
+    }
+
+    Path stateDir = r.absolutePath("stateDir", "/run/ipsec-cni");
+    Path cniSocket = r.absolutePath("cniSocket", stateDir.resolve("cni.sock").toString());
+    Path confDir = r.absolutePath("cniConfDir", "/etc/cni/net.d");
+    Path vici = r.absolutePath("charon.viciSocket", "/var/run/charon.vici");
+    String datapath = r.text("charon.datapath", "kernel");
+    if (!datapath.equals("kernel") && !datapath.equals("libipsec")) {
+      r.problem("charon.datapath: '" + datapath + "' must be 'kernel' or 'libipsec'");
+    }
+    Path secret = r.absolutePath("secretFile", "/etc/ipsec-cni/cluster-secret");
+
+    String apiAddress = r.text("api.address", underlay);
+    int apiPort = r.port("api.port", 9750, true);
+    if (apiPort != 0 && !apiAddress.isEmpty()) {
+      r.checkAddress("api.address", apiAddress);
+    }
+    String format = r.text("log.format", "text");
+    if (!format.equals("text") && !format.equals("json")) {
+      r.problem("log.format: '" + format + "' must be 'text' or 'json'");
+    }
+    String level = r.text("log.level", "INFO");
+    if (!Set.of("DEBUG", "INFO", "WARN", "ERROR").contains(level)) {
+      r.problem("log.level: '" + level + "' must be DEBUG, INFO, WARN or ERROR");
+    }
+
+    if (!r.problems.isEmpty()) {
+      throw new ConfigException(r.problems);
+    }
+    return new AgentConfig(nodeName, underlay,
+        new Cluster(clusterName, port, busPort, members, expected, lite),
+        new Network(networkName, cidr, blockLen, preferred, bridge, mtu),
+        List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
+        new Api(apiAddress, apiPort), new Log(format, level));
+  }
+
+  /**
+   * Checks what lies outside the file: the secret file and charon's socket, needed only
+   * when the tunnel service runs. Kept apart from parsing so the file can be checked on a
+   * machine without charon.
+   */
+  public List<String> checkEnvironment() {
+    List<String> problems = new ArrayList<>();
+    if (runs("tunnel")) {
+      problems.addAll(SecretFileCheck.problems(secretFile));
+      if (!Files.exists(charon.viciSocket())) {
+        problems.add("charon.viciSocket: " + charon.viciSocket() + " does not exist (is charon running?)");
+      } else if (!ViciSocketProbe.connects(charon.viciSocket())) {
+        problems.add("charon.viciSocket: " + charon.viciSocket() + " refuses connections (is charon running?)");
+      }
+    }
+    return problems;
+  }
+
+  private static String hostName() {
+    try {
+      return InetAddress.getLocalHost().getHostName().toLowerCase();
+    } catch (UnknownHostException e) {
+      return "";
+    }
+  }
+
+  /** Walks the JSON with dotted paths, collecting problems instead of stopping at the first. */
+  private static final class Reader {
+    private final JsonNode root;
+    final List<String> problems = new ArrayList<>();
+
+    Reader(JsonNode root) {
+      this.root = root;
+    }
+
+    void problem(String message) {
+      problems.add(message);
+    }
+
+    private JsonNode at(String path) {
+      JsonNode node = root;
+      for (String part : path.split("\\.")) {
+        if (node == null || !node.isObject()) {
+          return null;
+        }
+        node = node.get(part);
+      }
+      return node == null || node.isNull() ? null : node;
+    }
+
+    String text(String path, String fallback) {
+      JsonNode node = at(path);
+      if (node == null) {
+        return fallback;
+      }
+      if (!node.isTextual()) {
+        problem(path + ": expected a string, got " + node);
+        return fallback;
+      }
+      return node.asText();
+    }
+
+    Optional<String> optionalText(String path) {
+      JsonNode node = at(path);
+      return node == null ? Optional.empty() : Optional.of(text(path, ""));
+    }
+
+    int integer(String path, int fallback) {
+      JsonNode node = at(path);
+      if (node == null) {
+        return fallback;
+      }
+      if (!node.isInt()) {
+        problem(path + ": expected an integer, got " + node);
+        return fallback;
+      }
+      return node.asInt();
+    }
+
+    int port(String path, int fallback, boolean zeroAllowed) {
+      int port = integer(path, fallback);
+      if (port < (zeroAllowed ? 0 : 1) || port > 65535) {
+        problem(path + ": " + port + " is not a port number");
+      }
+      return port;
+    }
+
+    boolean bool(String path, boolean fallback) {
+      JsonNode node = at(path);
+      if (node == null) {
+        return fallback;
+      }
+      if (!node.isBoolean()) {
+        problem(path + ": expected true or false, got " + node);
+        return fallback;
+      }
+      return node.asBoolean();
+    }
+
+    List<String> textList(String path, List<String> fallback) {
+      JsonNode node = at(path);
+      if (node == null) {
+        return fallback;
+      }
+      if (!node.isArray()) {
+        problem(path + ": expected a list of strings, got " + node);
+        return fallback;
+      }
+      List<String> values = new ArrayList<>();
+      for (JsonNode item : node) {
+        if (!item.isTextual()) {
+          problem(path + ": expected a list of strings, got item " + item);
+        } else {
+          values.add(item.asText());
+        }
+      }
+      return values;
+    }
+
+    Path absolutePath(String path, String fallback) {
+      String value = text(path, fallback);
+      Path p = Path.of(value);
+      if (!p.isAbsolute()) {
+        problem(path + ": '" + value + "' must be an absolute path");
+      }
+      return p;
+    }
+
+    void checkAddress(String path, String literal) {
+      if (Prefix.parseAddress(literal).isEmpty()) {
+        problem(path + ": '" + literal + "' is not an IP address");
+      }
+    }
+  }
+}

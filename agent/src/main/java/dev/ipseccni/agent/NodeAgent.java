@@ -1,0 +1,107 @@
+package dev.ipseccni.agent;
+
+import com.hazelcast.config.Config;
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.ClusterBootstrap;
+import dev.ipseccni.bus.ClusterBootstrap.JoinedCluster;
+import dev.ipseccni.bus.ClusterSettings;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.AgentEvent;
+import dev.ipseccni.bus.message.MemberEvent;
+import io.vertx.core.Future;
+import io.vertx.core.Verticle;
+import io.vertx.core.Vertx;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.logging.Logger;
+
+/**
+ * The node process: joins the cluster, deploys the service verticles the config names,
+ * serves the HTTP API, and leaves the cluster cleanly when stopped.
+ */
+final class NodeAgent {
+  static final String VERSION = "0.1.0";
+  private static final Logger LOG = Logger.getLogger(NodeAgent.class.getName());
+
+  private final AgentConfig config;
+  private final JoinedCluster cluster;
+  private final EventPublisher events;
+  private final RecentEvents recent = new RecentEvents(200);
+
+  private NodeAgent(AgentConfig config, JoinedCluster cluster) {
+    this.config = config;
+    this.cluster = cluster;
+    this.events = new EventPublisher(cluster.vertx().eventBus(), config.nodeName(), System.currentTimeMillis());
+  }
+
+  /** Starts everything; the future fails (and nothing is left running) if any part cannot start. */
+  static Future<NodeAgent> start(AgentConfig config) {
+    List<String> problems = config.checkEnvironment();
+    if (!problems.isEmpty()) {
+      return Future.failedFuture(new ConfigException(problems));
+    }
+    ServiceVerticles services = new ServiceVerticles(config);
+    List<Consumer<Config>> customizers = new ArrayList<>(services.clusterCustomizers());
+    long began = System.nanoTime();
+    return ClusterBootstrap.join(clusterSettings(config), customizers).compose(cluster -> {
+      LOG.info(() -> String.format("joined cluster %s as %s in %d ms; members %s", config.cluster().name(),
+          config.nodeName(), (System.nanoTime() - began) / 1_000_000, cluster.membership().nodes()));
+      NodeAgent agent = new NodeAgent(config, cluster);
+      return agent.deploy(services).map(agent).recover(err -> cluster.vertx().close().transform(x -> Future.failedFuture(err)));
+    });
+  }
+
+  static ClusterSettings clusterSettings(AgentConfig config) {
+    AgentConfig.Cluster c = config.cluster();
+    return new ClusterSettings(c.name(), config.nodeName(), config.underlayAddress(), c.port(), c.eventBusPort(),
+        c.members(), c.liteMember(), ClusterSettings.Timing.DEFAULT);
+  }
+
+  private Future<Void> deploy(ServiceVerticles services) {
+    Vertx vertx = cluster.vertx();
+    recent.subscribe(vertx.eventBus());
+    cluster.membership().listen(
+        (node, address) -> {
+          LOG.info(() -> "member joined: " + node + " (" + address + ")");
+          events.publish(Addresses.MEMBER_JOINED, new MemberEvent(node, address));
+        },
+        (node, address) -> {
+          LOG.warning(() -> "member left: " + node + " (" + address + ")");
+          events.publish(Addresses.MEMBER_LEFT, new MemberEvent(node, address));
+        });
+
+    Future<Void> chain = Future.succeededFuture();
+    for (Map.Entry<String, Verticle> service : services.create(events, cluster.hazelcast()).entrySet()) {
+      chain = chain.compose(x -> vertx.deployVerticle(service.getValue())
+          .onSuccess(id -> LOG.info(() -> "service started: " + service.getKey()))
+          .mapEmpty());
+    }
+    if (config.api().enabled()) {
+      chain = chain.compose(x -> vertx.deployVerticle(new HttpApi(config, this::state))
+          .onSuccess(id -> LOG.info(() -> "HTTP API on " + config.api().address() + ":" + config.api().port()))
+          .mapEmpty());
+    }
+    return chain.onSuccess(x -> events.publish(Addresses.AGENT_STARTED,
+        new AgentEvent(VERSION, config.underlayAddress(), config.services())));
+  }
+
+  Map<String, Object> state() {
+    Map<String, Object> state = new LinkedHashMap<>();
+    state.put("node", config.nodeName());
+    state.put("underlayAddress", config.underlayAddress());
+    state.put("cluster", config.cluster().name());
+    state.put("members", cluster.membership().nodes());
+    state.put("services", config.services());
+    state.put("recentEvents", recent.snapshot());
+    return state;
+  }
+
+  /** Undeploys the services, leaves the cluster and closes every socket. */
+  Future<Void> stop() {
+    events.publish(Addresses.AGENT_STOPPING, new AgentEvent(VERSION, config.underlayAddress(), config.services()));
+    return cluster.vertx().close();
+  }
+}

@@ -1,0 +1,37 @@
+package dev.ipseccni.agent;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.Event;
+import io.vertx.core.eventbus.EventBus;
+import java.util.ArrayDeque;
+import java.util.List;
+
+/**
+ * The last events this node received from the cluster bus, every node's: what /state
+ * shows and what an operator reads first when something changed.
+ */
+final class RecentEvents {
+  private final int capacity;
+  private final ArrayDeque<Event> events = new ArrayDeque<>();
+
+  RecentEvents(int capacity) {
+    this.capacity = capacity;
+  }
+
+  void subscribe(EventBus bus) {
+    for (String address : Addresses.EVENTS) {
+      bus.<Event>consumer(address, message -> record(message.body()));
+    }
+  }
+
+  synchronized void record(Event event) {
+    if (events.size() == capacity) {
+      events.removeFirst();
+    }
+    events.addLast(event);
+  }
+
+  synchronized List<Event> snapshot() {
+    return List.copyOf(events);
+  }
+}
