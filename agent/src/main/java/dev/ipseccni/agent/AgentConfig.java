@@ -100,13 +100,15 @@ public record AgentConfig(
     String clusterName = r.text("cluster.name", "ipsec-cni");
     int port = r.port("cluster.port", 5701, false);
     int busPort = r.port("cluster.eventBusPort", 5702, true);
+    // Values derived from underlayAddress are checked with it, not reported twice.
+    boolean explicitMembers = r.present("cluster.members");
     List<String> members = r.textList("cluster.members", underlay.isEmpty() ? List.of() : List.of(underlay));
-    for (String m : members) {
+    for (String m : explicitMembers ? members : List.<String>of()) {
       String host = m.contains(":") && !m.startsWith("[") && m.indexOf(':') == m.lastIndexOf(':')
           ? m.substring(0, m.indexOf(':')) : m;
       r.checkAddress("cluster.members", host);
     }
-    if (members.isEmpty()) {
+    if (members.isEmpty() && (explicitMembers || !underlay.isEmpty())) {
       r.problem("cluster.members: at least one member address is needed");
     }
     int expected = r.integer("cluster.expectedMembers", Math.max(1, members.size()));
@@ -167,7 +169,7 @@ public record AgentConfig(
 
     String apiAddress = r.text("api.address", underlay);
     int apiPort = r.port("api.port", 9750, true);
-    if (apiPort != 0 && !apiAddress.isEmpty()) {
+    if (apiPort != 0 && r.present("api.address")) {
       r.checkAddress("api.address", apiAddress);
     }
     String format = r.text("log.format", "text");
@@ -237,6 +239,10 @@ public record AgentConfig(
         node = node.get(part);
       }
       return node == null || node.isNull() ? null : node;
+    }
+
+    boolean present(String path) {
+      return at(path) != null;
     }
 
     String text(String path, String fallback) {

@@ -1,0 +1,151 @@
+package dev.ipseccni.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class AgentConfigTest {
+  @TempDir
+  Path dir;
+
+  private static AgentConfig parse(String json) throws Exception {
+    return AgentConfig.parse(new ObjectMapper().readTree(json));
+  }
+
+  private static List<String> problems(String json) throws Exception {
+    return assertThrows(ConfigException.class, () -> parse(json)).problems();
+  }
+
+  @Test
+  void minimalConfigGetsTheDocumentedDefaults() throws Exception {
+    AgentConfig c = parse("{\"nodeName\":\"node1\",\"underlayAddress\":\"192.0.2.11\"}");
+    assertEquals("10.128.0.0/16", c.network().clusterCidr());
+    assertEquals(24, c.network().blockPrefixLength());
+    assertEquals("cni0", c.network().bridge());
+    assertEquals(AgentConfig.ALL_SERVICES, c.services());
+    assertEquals(List.of("192.0.2.11"), c.cluster().members());
+    assertEquals(1, c.cluster().expectedMembers());
+    assertEquals(Path.of("/run/ipsec-cni/cni.sock"), c.cniSocket());
+    assertEquals("192.0.2.11", c.api().address());
+    assertEquals(9750, c.api().port());
+  }
+
+  @Test
+  void badCidrIsNamed() throws Exception {
+    assertEquals(List.of("network.clusterCidr: '10.128.0.1/16' is not a network in CIDR notation (e.g. 10.128.0.0/16)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"clusterCidr\":\"10.128.0.1/16\"}}"));
+  }
+
+  @Test
+  void blockLargerThanClusterCidrIsRefused() throws Exception {
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+        + "\"network\":{\"clusterCidr\":\"10.128.0.0/16\",\"blockPrefixLength\":12}}");
+    assertEquals(1, p.size(), p.toString());
+    assertTrue(p.get(0).startsWith("network.blockPrefixLength: /12 is not smaller than the cluster CIDR"), p.get(0));
+  }
+
+  @Test
+  void preferredBlockMustBeABlockOfTheClusterCidr() throws Exception {
+    assertEquals(List.of("network.preferredBlock: 10.129.1.0/24 is not a /24 block of 10.128.0.0/16"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+            + "\"network\":{\"preferredBlock\":\"10.129.1.0/24\"}}"));
+  }
+
+  @Test
+  void everyBadValueIsReportedNotJustTheFirst() throws Exception {
+    List<String> p = problems("{\"nodeName\":\"Node_1\",\"underlayAddress\":\"not-an-ip\",\"services\":[\"ipam\",\"dns\"],"
+        + "\"cluster\":{\"port\":70000},\"charon\":{\"datapath\":\"xfrm\"},\"log\":{\"format\":\"xml\"},\"extra\":1}");
+    assertEquals(7, p.size(), p.toString());
+    assertTrue(p.contains("extra: unknown setting"), p.toString());
+    assertTrue(p.contains("underlayAddress: 'not-an-ip' is not an IP address"), p.toString());
+    assertTrue(p.contains("cluster.port: 70000 is not a port number"), p.toString());
+    assertTrue(p.contains("services: unknown service 'dns' (known: ipam, tunnel, firewall, cni-gateway)"), p.toString());
+    assertTrue(p.contains("charon.datapath: 'xfrm' must be 'kernel' or 'libipsec'"), p.toString());
+    assertTrue(p.contains("log.format: 'xml' must be 'text' or 'json'"), p.toString());
+  }
+
+  @Test
+  void hostNamesAreNotAcceptedAsAddresses() throws Exception {
+    assertEquals(List.of("cluster.members: 'node2.example' is not an IP address"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"members\":[\"node2.example:5701\"]}}"));
+  }
+
+  @Test
+  void wrongTypesAreNamed() throws Exception {
+    assertEquals(List.of("network.mtu: expected an integer, got \"1400\""),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":\"1400\"}}"));
+  }
+
+  @Test
+  void malformedFileIsOneClearError() throws Exception {
+    Path file = dir.resolve("agent.json");
+    Files.writeString(file, "{\"nodeName\": \"n\",\n  \"underlayAddress\": }");
+    List<String> p = assertThrows(ConfigException.class, () -> AgentConfig.load(file)).problems();
+    assertEquals(1, p.size());
+    assertTrue(p.get(0).startsWith(file + ": not valid JSON"), p.get(0));
+    assertTrue(p.get(0).endsWith("at line 2"), p.get(0));
+  }
+
+  private AgentConfig tunnelConfig(Path secret, Path vici) throws Exception {
+    return parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"services\":[\"tunnel\"],"
+        + "\"secretFile\":\"" + secret + "\",\"charon\":{\"viciSocket\":\"" + vici + "\"}}");
+  }
+
+  @Test
+  void missingSecretAndAbsentCharonAreReportedWhenTheTunnelRuns() throws Exception {
+    List<String> p = tunnelConfig(dir.resolve("secret"), dir.resolve("charon.vici")).checkEnvironment();
+    assertEquals(2, p.size(), p.toString());
+    assertTrue(p.get(0).startsWith("secretFile: " + dir.resolve("secret") + " does not exist"), p.get(0));
+    assertEquals("charon.viciSocket: " + dir.resolve("charon.vici") + " does not exist (is charon running?)", p.get(1));
+  }
+
+  @Test
+  void shortOrOpenSecretIsRefused() throws Exception {
+    Path secret = dir.resolve("secret");
+    Files.write(secret, new byte[16]);
+    Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
+    assertEquals(List.of("secretFile: " + secret + " holds 16 bytes; at least 32 are needed"),
+        SecretFileCheck.problems(secret));
+    Files.write(secret, new byte[64]);
+    Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-r--r--"));
+    assertEquals(List.of("secretFile: " + secret + " is readable beyond its owner; chmod 0600 it"),
+        SecretFileCheck.problems(secret));
+    Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
+    assertEquals(List.of(), SecretFileCheck.problems(secret));
+  }
+
+  @Test
+  void socketFileNobodyListensOnIsUnreachable() throws Exception {
+    Path secret = dir.resolve("secret");
+    Files.write(secret, new byte[32]);
+    Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
+    Path vici = dir.resolve("charon.vici");
+    try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+      server.bind(UnixDomainSocketAddress.of(vici));
+      assertEquals(List.of(), tunnelConfig(secret, vici).checkEnvironment());
+    }
+    // closed listener: the file stays, nobody accepts
+    assertTrue(Files.exists(vici));
+    assertEquals(List.of("charon.viciSocket: " + vici + " refuses connections (is charon running?)"),
+        tunnelConfig(secret, vici).checkEnvironment());
+  }
+
+  @Test
+  void servicesThatAreNotRunNeedNoCharon() throws IOException, Exception {
+    AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"services\":[\"ipam\"],"
+        + "\"secretFile\":\"/nonexistent\",\"charon\":{\"viciSocket\":\"/nonexistent\"}}");
+    assertEquals(List.of(), c.checkEnvironment());
+  }
+}
