@@ -86,9 +86,9 @@ public final class NetnsLab implements AutoCloseable {
     exec(nsB, "ip", "link", "set", b, "up");
   }
 
-  /** A dummy interface in a namespace carrying {@code cidr}: stands in for the pod bridge. */
-  public void dummy(String ns, String name, String cidr) {
-    exec(ns, "ip", "link", "add", name, "type", "dummy");
+  /** A bridge in a namespace carrying {@code cidr} (the gateway address): stands in for cni0. */
+  public void bridge(String ns, String name, String cidr) {
+    exec(ns, "ip", "link", "add", name, "type", "bridge");
     exec(ns, "ip", "addr", "add", cidr, "dev", name);
     exec(ns, "ip", "link", "set", name, "up");
   }
