@@ -1,0 +1,53 @@
+package dev.ipseccni.cni;
+
+/**
+ * A CNI error: its spec code, a message an operator can act on, and details. Thrown or
+ * carried by a failed Future; the gateway turns it into the plugin's stdout and exit code.
+ */
+public final class CniError extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  public static final int INCOMPATIBLE_VERSION = 1;
+  public static final int UNSUPPORTED_FIELD = 2;
+  public static final int UNKNOWN_CONTAINER = 3;
+  public static final int INVALID_ENVIRONMENT = 4;
+  public static final int IO_FAILURE = 5;
+  public static final int DECODE_FAILURE = 6;
+  public static final int INVALID_NETWORK_CONFIG = 7;
+  public static final int TRY_AGAIN_LATER = 11;
+  public static final int NOT_AVAILABLE = 50;
+  public static final int NOT_AVAILABLE_DEGRADED = 51;
+  // Our own, 100 and up (100, 101 come from IPAM, see dev.ipseccni.bus.message.Failures).
+  /** The delegate `bridge` plugin failed; details carry its own error. */
+  public static final int DATAPATH_FAILED = 110;
+  /** ADD for an interface that already exists in the pod's namespace. */
+  public static final int INTERFACE_EXISTS = 111;
+  /** Something went wrong inside the gateway. */
+  public static final int INTERNAL = 199;
+
+  private final int code;
+  private final String details;
+
+  public CniError(int code, String msg, String details) {
+    super(msg);
+    this.code = code;
+    this.details = details == null ? "" : details;
+  }
+
+  public CniError(int code, String msg) {
+    this(code, msg, "");
+  }
+
+  public int code() {
+    return code;
+  }
+
+  public String details() {
+    return details;
+  }
+
+  @Override
+  public String toString() {
+    return "CNI error " + code + ": " + getMessage() + (details.isEmpty() ? "" : " (" + details + ")");
+  }
+}

@@ -1,0 +1,337 @@
+package dev.ipseccni.cni;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.AllocateRequest;
+import dev.ipseccni.bus.message.Allocation;
+import dev.ipseccni.bus.message.CheckRequest;
+import dev.ipseccni.bus.message.ComponentStatus;
+import dev.ipseccni.bus.message.GcRequest;
+import dev.ipseccni.bus.message.GcResult;
+import dev.ipseccni.bus.message.PodEvent;
+import dev.ipseccni.bus.message.ReleaseRequest;
+import dev.ipseccni.cni.plugin.IpsecCniPlugin;
+import dev.ipseccni.cni.plugin.PluginCall;
+import dev.ipseccni.cni.plugin.PluginProtocol;
+import dev.ipseccni.cni.plugin.PluginReply;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.eventbus.ReplyFailure;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+
+/**
+ * The node agent's side of the plugin binary: serves CNI calls (spec 1.1.0, answering
+ * 0.3.0 … 1.0.0 runtimes in their own format) on a Unix socket, one method per command.
+ * Addresses come from the node's IPAM over the bus, the datapath from the reference
+ * bridge plugin; every ADD and DEL is published as a pod event. DELs the plugin could not
+ * deliver while the agent was down are replayed from the pending-DEL directory.
+ */
+public final class CniGateway extends VerticleBase {
+  private static final System.Logger LOG = System.getLogger(CniGateway.class.getName());
+
+  private final CniGatewaySettings settings;
+  private final EventPublisher events;
+  private final BridgeDelegate delegate;
+  private final PendingDeleteReplay replay;
+  private HttpServer server;
+  private long replayTimer = -1;
+  private boolean serving;
+
+  public CniGateway(CniGatewaySettings settings, EventPublisher events) {
+    this.settings = settings;
+    this.events = events;
+    this.delegate = new BridgeDelegate(settings);
+    this.replay = new PendingDeleteReplay(settings.pendingDelDir());
+  }
+
+  @Override
+  public Future<?> start() {
+    Path socket = settings.socketPath();
+    return vertx.eventBus()
+        .consumer(Addresses.nodeStatus(settings.nodeName(), Addresses.CNI_GATEWAY), this::answerStatus)
+        .completion()
+        .compose(v -> blocking(() -> {
+          prepareSocketPath(socket);
+          return null;
+        }))
+        .compose(v -> vertx.createHttpServer()
+            .requestHandler(this::handle)
+            .listen(SocketAddress.domainSocketAddress(socket.toString())))
+        .compose(listening -> {
+          server = listening;
+          return blocking(() -> Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------")));
+        })
+        .onSuccess(v -> {
+          serving = true;
+          LOG.log(System.Logger.Level.INFO, "CNI gateway of {0} listening on {1}", settings.nodeName(), socket);
+          replayPendingDeletes();
+          replayTimer = vertx.setPeriodic(settings.replayInterval().toMillis(), t -> replayPendingDeletes());
+        });
+  }
+
+  @Override
+  public Future<?> stop() {
+    serving = false;
+    vertx.cancelTimer(replayTimer);
+    Future<Void> closed = server == null ? Future.succeededFuture() : server.close();
+    return closed.compose(v -> blocking(() -> Files.deleteIfExists(settings.socketPath())));
+  }
+
+  /** The socket's directory is 0700, so nobody else can connect in the moment before the socket becomes 0600. */
+  private static void prepareSocketPath(Path socket) throws java.io.IOException {
+    Path dir = socket.toAbsolutePath().getParent();
+    if (!Files.isDirectory(dir)) {
+      Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    }
+    Files.deleteIfExists(socket);
+  }
+
+  private void answerStatus(Message<Object> request) {
+    request.reply(serving ? ComponentStatus.ready(Addresses.CNI_GATEWAY)
+        : ComponentStatus.notReady(Addresses.CNI_GATEWAY, "CNI socket " + settings.socketPath() + " not listening"));
+  }
+
+  private void handle(HttpServerRequest request) {
+    if (!request.method().name().equals(PluginProtocol.METHOD) || !request.path().equals(PluginProtocol.PATH)) {
+      request.response().setStatusCode(404).end();
+      return;
+    }
+    request.body().onComplete(body -> {
+      if (body.failed()) {
+        request.response().setStatusCode(400).end(String.valueOf(body.cause().getMessage()));
+        return;
+      }
+      PluginCall call;
+      try {
+        call = PluginCall.fromJson(body.result().toString(StandardCharsets.UTF_8));
+      } catch (IllegalArgumentException e) {
+        request.response().setStatusCode(400).end(e.getMessage());
+        return;
+      }
+      serve(call).onComplete(done -> {
+        PluginReply reply = done.result();
+        request.response()
+            .putHeader(PluginProtocol.EXIT_CODE_HEADER, Integer.toString(reply.exitCode()))
+            .putHeader("Content-Type", "application/json")
+            .end(reply.stdout());
+      });
+    });
+  }
+
+  /** One CNI call, answered as the plugin must print it. Never fails: errors become CNI error replies. */
+  public Future<PluginReply> serve(PluginCall call) {
+    String latest = settings.supportedVersions().get(settings.supportedVersions().size() - 1);
+    String version = NetworkConfig.versionForErrors(call.stdin(), latest);
+    Future<String> answer;
+    try {
+      CniCommand command = CniCommand.parse(call.env("CNI_COMMAND"));
+      if (command == CniCommand.VERSION) {
+        return Future.succeededFuture(IpsecCniPlugin.run(call));
+      }
+      NetworkConfig config = NetworkConfig.parse(call.stdin(), settings.supportedVersions());
+      CniEnvironment env = CniEnvironment.from(call.env());
+      answer = switch (command) {
+        case ADD -> add(env, config);
+        case DEL -> del(env, config);
+        case CHECK -> check(env, config);
+        case GC -> gc(config);
+        case STATUS -> status();
+        case VERSION -> throw new IllegalStateException("answered above");
+      };
+    } catch (CniError e) {
+      answer = Future.failedFuture(e);
+    }
+    return answer.map(PluginReply::success).otherwise(failure -> {
+      CniError error = failure instanceof CniError e ? e
+          : new CniError(CniError.INTERNAL, "internal error in the CNI gateway", String.valueOf(failure));
+      if (error.code() == CniError.INTERNAL) {
+        LOG.log(System.Logger.Level.ERROR, "CNI " + call.env("CNI_COMMAND") + " failed", failure);
+      }
+      return PluginReply.error(version, error.code(), error.getMessage(), error.details());
+    });
+  }
+
+  // ---- the commands ----
+
+  private Future<String> add(CniEnvironment env, NetworkConfig config) {
+    AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName());
+    return notReadyReason()
+        .compose(reason -> reason.isEmpty() ? Future.succeededFuture()
+            : Future.failedFuture(new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()
+                + " is not ready for pods yet: " + reason.get())))
+        .compose(v -> blocking(() -> {
+          if (delegate.interfaceExists(env.netns(), env.ifName())) {
+            throw new CniError(CniError.INTERFACE_EXISTS,
+                "interface " + env.ifName() + " already exists in " + env.netns());
+          }
+          return null;
+        }))
+        .compose(v -> request(Addresses.ipamAllocate(settings.nodeName()), key, Allocation.class))
+        .compose(allocation -> attach(env, config, allocation)
+            .recover(failure -> cleanUpFailedAdd(env, config, allocation).transform(x -> Future.failedFuture(failure))))
+        .map(result -> {
+          CniResult full = config.prevResult().map(result::appendedTo).orElse(result);
+          events.publish(Addresses.POD_ADDED, new PodEvent(config.name(), env.containerId(), env.ifName(),
+              env.args().podNamespace(), env.args().podName(), result.firstAddress()));
+          return full.toJson(config.cniVersion()).encode();
+        });
+  }
+
+  private Future<CniResult> attach(CniEnvironment env, NetworkConfig config, Allocation allocation) {
+    return blocking(() -> {
+      BridgeDelegate.Outcome outcome = delegate.add(env, config, allocation);
+      if (!outcome.ok()) {
+        throw outcome.asError("ADD of " + env.ifName() + " in " + env.netns());
+      }
+      try {
+        return CniResult.fromJson(new JsonObject(outcome.stdout()))
+            .withSandboxMtu(config.mtu().orElse(settings.mtu()));
+      } catch (RuntimeException e) {
+        throw new CniError(CniError.DATAPATH_FAILED, "the bridge plugin returned an unreadable result", e.getMessage());
+      }
+    });
+  }
+
+  /** A failed ADD leaves nothing behind: the delegate's DEL, then the address back to IPAM. */
+  private Future<Void> cleanUpFailedAdd(CniEnvironment env, NetworkConfig config, Allocation allocation) {
+    return blocking(() -> delegate.del(env, config, Optional.of(allocation)))
+        .compose(outcome -> request(Addresses.ipamRelease(settings.nodeName()),
+            new ReleaseRequest(config.name(), env.containerId(), env.ifName()), Object.class))
+        .<Void>mapEmpty()
+        .onFailure(e -> LOG.log(System.Logger.Level.WARNING,
+            "clean-up after a failed ADD of " + env.containerId() + "/" + env.ifName() + " failed: " + e));
+  }
+
+  private Future<String> del(CniEnvironment env, NetworkConfig config) {
+    CheckRequest key = new CheckRequest(config.name(), env.containerId(), env.ifName());
+    return request(Addresses.ipamCheck(settings.nodeName()), key, Allocation.class)
+        .map(Optional::of)
+        .recover(failure -> failure instanceof CniError e && e.code() == CniError.UNKNOWN_CONTAINER
+            ? Future.succeededFuture(Optional.empty()) : Future.failedFuture(failure))
+        .compose(allocation -> blocking(() -> {
+          // Interface first, address second: an address must not be handed out while a veth still answers for it.
+          BridgeDelegate.Outcome outcome = delegate.del(env, config, allocation);
+          if (!outcome.ok()) {
+            throw outcome.asError("DEL of " + env.ifName() + " in " + env.netns());
+          }
+          return allocation;
+        }))
+        .compose(allocation -> allocation.isEmpty() ? Future.succeededFuture()
+            : request(Addresses.ipamRelease(settings.nodeName()),
+                new ReleaseRequest(config.name(), env.containerId(), env.ifName()), Object.class)
+                .onSuccess(v -> events.publish(Addresses.POD_DELETED, new PodEvent(config.name(), env.containerId(),
+                    env.ifName(), env.args().podNamespace(), env.args().podName(), allocation.get().address()))))
+        .map("");
+  }
+
+  private Future<String> check(CniEnvironment env, NetworkConfig config) {
+    CniResult prev = config.prevResult().orElseThrow(() ->
+        new CniError(CniError.INVALID_NETWORK_CONFIG, "CHECK needs prevResult in the network config"));
+    return request(Addresses.ipamCheck(settings.nodeName()),
+        new CheckRequest(config.name(), env.containerId(), env.ifName()), Allocation.class)
+        .compose(allocation -> {
+          boolean listed = prev.ips().stream().anyMatch(ip -> ip.address().equals(allocation.address()));
+          if (!listed) {
+            return Future.failedFuture(new CniError(CniError.INVALID_NETWORK_CONFIG, "prevResult does not hold "
+                + allocation.address() + ", the address IPAM gave " + env.containerId() + "/" + env.ifName()));
+          }
+          return blocking(() -> {
+            BridgeDelegate.Outcome outcome = delegate.check(env, config, allocation, prev);
+            if (!outcome.ok()) {
+              throw outcome.asError("CHECK of " + env.ifName() + " in " + env.netns());
+            }
+            return "";
+          });
+        });
+  }
+
+  private Future<String> gc(NetworkConfig config) {
+    GcRequest gc = new GcRequest(config.name(), config.validAttachments());
+    return request(Addresses.ipamGc(settings.nodeName()), gc, GcResult.class)
+        .map(result -> {
+          for (Allocation a : result.released()) {
+            events.publish(Addresses.POD_DELETED, new PodEvent(a.network(), a.containerId(), a.ifName(), "", "",
+                a.address()));
+          }
+          return "";
+        });
+  }
+
+  private Future<String> status() {
+    return notReadyReason().compose(reason -> reason.isEmpty() ? Future.succeededFuture("")
+        : Future.failedFuture(new CniError(CniError.NOT_AVAILABLE,
+            "node " + settings.nodeName() + " cannot add pods: " + reason.get())));
+  }
+
+  // ---- readiness ----
+
+  /** Empty when every component the agent runs says it is ready; else what fails, in words. */
+  Future<Optional<String>> notReadyReason() {
+    List<Future<String>> answers = new ArrayList<>();
+    DeliveryOptions options = new DeliveryOptions().setSendTimeout(settings.busTimeout().toMillis());
+    for (String component : settings.readinessComponents()) {
+      answers.add(vertx.eventBus()
+          .<ComponentStatus>request(Addresses.nodeStatus(settings.nodeName(), component), null, options)
+          .map(reply -> reply.body().ready() ? "" : component + ": " + reply.body().reason())
+          .otherwise(failure -> component + ": not answering (" + failure.getMessage() + ")"));
+    }
+    return Future.join(answers).transform(all -> {
+      List<String> failing = answers.stream().map(Future::result).filter(s -> s != null && !s.isEmpty()).toList();
+      return Future.succeededFuture(failing.isEmpty() ? Optional.empty() : Optional.of(String.join("; ", failing)));
+    });
+  }
+
+  // ---- pending DELs ----
+
+  private void replayPendingDeletes() {
+    replay.run(vertx, this::serve).onComplete(done -> {
+      if (done.failed()) {
+        LOG.log(System.Logger.Level.WARNING, "replaying pending DELs failed: " + done.cause());
+      }
+    });
+  }
+
+  /** Replays pending DELs now; the future completes with how many were replayed successfully. */
+  public Future<Integer> replayPendingDeletesNow() {
+    return replay.run(vertx, this::serve);
+  }
+
+  // ---- plumbing ----
+
+  private <T> Future<T> request(String address, Object body, Class<T> replyType) {
+    DeliveryOptions options = new DeliveryOptions().setSendTimeout(settings.busTimeout().toMillis());
+    return vertx.eventBus().<Object>request(address, body, options)
+        .recover(failure -> Future.failedFuture(asCniError(address, failure)))
+        .map(reply -> replyType.cast(reply.body()));
+  }
+
+  /** IPAM failure codes are CNI codes (bus Failures); a missing or silent IPAM means "try again later". */
+  private CniError asCniError(String address, Throwable failure) {
+    if (failure instanceof ReplyException reply) {
+      if (reply.failureType() == ReplyFailure.RECIPIENT_FAILURE) {
+        return new CniError(reply.failureCode(), reply.getMessage(), address);
+      }
+      return new CniError(CniError.TRY_AGAIN_LATER, "no answer on " + address + " (" + reply.failureType()
+          + "): is the IPAM service of " + settings.nodeName() + " running?", String.valueOf(reply.getMessage()));
+    }
+    return new CniError(CniError.INTERNAL, "request to " + address + " failed", String.valueOf(failure));
+  }
+
+  private <T> Future<T> blocking(Callable<T> work) {
+    return vertx.executeBlocking(work, false);
+  }
+}

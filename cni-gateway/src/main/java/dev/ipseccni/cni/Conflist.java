@@ -1,0 +1,56 @@
+package dev.ipseccni.cni;
+
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import dev.ipseccni.cni.plugin.PluginProtocol;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * The network configuration list the runtime reads from its conf dir (/etc/cni/net.d).
+ * Written only once the node is ready (a runtime starts pods as soon as it sees one), and
+ * atomically: the runtime must never read half a file. cniVersion 1.0.0, because libcni
+ * 1.1 runtimes reject a 1.1.0 result (we still answer 1.1.0 configs).
+ */
+public final class Conflist {
+  public static final String FILE_NAME = "10-ipsec-cni.conflist";
+  public static final String CNI_VERSION = "1.0.0";
+  public static final String PLUGIN_TYPE = "ipsec-cni";
+
+  private Conflist() {}
+
+  public static JsonObject render(CniGatewaySettings settings) {
+    JsonObject plugin = new JsonObject()
+        .put("type", PLUGIN_TYPE)
+        .put(PluginProtocol.SOCKET_KEY, settings.socketPath().toString())
+        .put("mtu", settings.mtu());
+    return new JsonObject()
+        .put("cniVersion", CNI_VERSION)
+        .put("name", settings.networkName())
+        .put("plugins", new JsonArray().add(plugin));
+  }
+
+  /** Writes (temp file, fsync, rename) {@link #FILE_NAME} into confDir; blocks. Returns the file. */
+  public static Path write(Path confDir, CniGatewaySettings settings) throws IOException {
+    Files.createDirectories(confDir);
+    Path target = confDir.resolve(FILE_NAME);
+    // A name the runtime ignores (it reads *.conf, *.conflist, *.json) until the rename.
+    Path temp = confDir.resolve("." + FILE_NAME + ".tmp");
+    Files.writeString(temp, render(settings).encodePrettily() + "\n", StandardCharsets.UTF_8);
+    try (FileChannel file = FileChannel.open(temp, StandardOpenOption.WRITE)) {
+      file.force(true);
+    }
+    Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    return target;
+  }
+
+  /** Removes the conflist (the agent calls it when it stops being able to serve ADD for good). */
+  public static void remove(Path confDir) throws IOException {
+    Files.deleteIfExists(confDir.resolve(FILE_NAME));
+  }
+}

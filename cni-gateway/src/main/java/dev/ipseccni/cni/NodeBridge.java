@@ -1,0 +1,56 @@
+package dev.ipseccni.cni;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Ensures the node's bridge (cni0) exists, is up, has the MTU and carries the gateway
+ * address of the node's block, before any pod is attached: the agent calls it at start
+ * once IPAM knows the block. Idempotent. Blocks (it execs {@code ip}): call it from a worker.
+ */
+public final class NodeBridge {
+  private final String bridgeName;
+  private final List<String> commandPrefix;
+
+  /**
+   * @param commandPrefix what runs {@code ip} in the node's network namespace: empty on a
+   *     real node, e.g. [ip, netns, exec, NODE] in the netns lab
+   */
+  public NodeBridge(String bridgeName, List<String> commandPrefix) {
+    this.bridgeName = bridgeName;
+    this.commandPrefix = List.copyOf(commandPrefix);
+  }
+
+  /** @param gatewayCidr the gateway address with the block's prefix, e.g. 10.128.1.1/24 */
+  public void ensure(String gatewayCidr, int mtu) {
+    if (!ip("link", "show", "dev", bridgeName).ok()) {
+      BridgeDelegate.Outcome added = ip("link", "add", bridgeName, "type", "bridge");
+      if (!added.ok() && !ip("link", "show", "dev", bridgeName).ok()) {
+        throw new CniError(CniError.DATAPATH_FAILED, "cannot create bridge " + bridgeName, added.stderr().strip());
+      }
+    }
+    must(ip("link", "set", "dev", bridgeName, "mtu", Integer.toString(mtu), "up"), "bring up " + bridgeName);
+    // replace, not add: a second start must not fail on the address it set the first time.
+    must(ip("addr", "replace", gatewayCidr, "dev", bridgeName), "give " + bridgeName + " " + gatewayCidr);
+  }
+
+  /** True when the bridge exists and carries the address (for readiness reports). */
+  public boolean carries(String gatewayCidr) {
+    BridgeDelegate.Outcome show = ip("-o", "addr", "show", "dev", bridgeName);
+    return show.ok() && show.stdout().contains(" " + gatewayCidr + " ");
+  }
+
+  private BridgeDelegate.Outcome ip(String... args) {
+    List<String> argv = new ArrayList<>(commandPrefix);
+    argv.add("ip");
+    argv.addAll(List.of(args));
+    return BridgeDelegate.run(argv, Map.of(), "");
+  }
+
+  private static void must(BridgeDelegate.Outcome outcome, String what) {
+    if (!outcome.ok()) {
+      throw new CniError(CniError.DATAPATH_FAILED, "cannot " + what, outcome.stderr().strip());
+    }
+  }
+}
