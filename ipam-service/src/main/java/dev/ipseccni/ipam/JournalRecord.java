@@ -1,0 +1,36 @@
+package dev.ipseccni.ipam;
+
+/**
+ * One line of the allocation journal.
+ *
+ * @param op {@code block} (the journal's block from here on), {@code alloc}, {@code release},
+ *     or {@code cursor} (where round-robin continues, written by compaction)
+ * @param block the node block the record belongs to
+ * @param offset the address's offset in the block (alloc, release, cursor)
+ */
+record JournalRecord(String op, String block, String network, String containerId, String ifName, long offset) {
+  static final String BLOCK = "block";
+  static final String ALLOC = "alloc";
+  static final String RELEASE = "release";
+  static final String CURSOR = "cursor";
+
+  static JournalRecord block(IpPrefix block) {
+    return new JournalRecord(BLOCK, block.toString(), "", "", "", 0);
+  }
+
+  static JournalRecord alloc(IpPrefix block, AllocationKey key, long offset) {
+    return new JournalRecord(ALLOC, block.toString(), key.network(), key.containerId(), key.ifName(), offset);
+  }
+
+  static JournalRecord release(IpPrefix block, AllocationKey key, long offset) {
+    return new JournalRecord(RELEASE, block.toString(), key.network(), key.containerId(), key.ifName(), offset);
+  }
+
+  static JournalRecord cursor(IpPrefix block, long offset) {
+    return new JournalRecord(CURSOR, block.toString(), "", "", "", offset);
+  }
+
+  AllocationKey key() {
+    return new AllocationKey(network, containerId, ifName);
+  }
+}

@@ -1,0 +1,313 @@
+package dev.ipseccni.ipam;
+
+import dev.ipseccni.bus.message.Allocation;
+import dev.ipseccni.bus.message.GcRequest;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * The pod allocations of this node: the in-memory pool of its block, backed by the
+ * journal. Every change is written to the journal and forced to disk before the method
+ * returns, so a caller may acknowledge what it got. Thread-safe; blocking (disk I/O):
+ * call it from a worker thread, never the event loop.
+ */
+public final class NodeAllocations implements AutoCloseable {
+  private static final System.Logger LOG = System.getLogger(NodeAllocations.class.getName());
+
+  private final String node;
+  private final NodeBlocks blocks;
+  private final AllocationJournal journal;
+  private final int compactAfterRecords;
+  private PodAddressPool pool;
+  private int recordsSinceCompaction;
+  private final int skippedLines;
+
+  /** The allocation and whether it was made now (false: the key already held it). */
+  public record Allocated(Allocation allocation, boolean isNew) {}
+
+  /** The node has no block yet: nothing can be allocated. */
+  public static final class NoBlockException extends Exception {
+    NoBlockException(String message) {
+      super(message);
+    }
+  }
+
+  private NodeAllocations(String node, NodeBlocks blocks, AllocationJournal journal, int compactAfterRecords) {
+    this.node = node;
+    this.blocks = blocks;
+    this.journal = journal;
+    this.compactAfterRecords = compactAfterRecords;
+    AllocationJournal.Replay replay = journal.replayed();
+    this.skippedLines = replay.skippedLines();
+    replay.records().forEach(this::apply);
+    this.recordsSinceCompaction = replay.records().size();
+  }
+
+  /**
+   * Opens the journal in {@code journalDir} and rebuilds the allocations from it.
+   *
+   * @throws IllegalStateException when the journal holds allocations in a block that is not a block
+   *     of {@code blocks}: the cluster CIDR or block size was changed under running pods
+   */
+  public static NodeAllocations open(String node, NodeBlocks blocks, Path journalDir, int compactAfterRecords)
+      throws IOException {
+    AllocationJournal journal = AllocationJournal.open(journalDir);
+    try {
+      checkJournalMatches(journal, blocks);
+      NodeAllocations allocations = new NodeAllocations(node, blocks, journal, compactAfterRecords);
+      synchronized (allocations) {
+        allocations.compact();
+      }
+      return allocations;
+    } catch (IOException | RuntimeException e) {
+      journal.close();
+      throw e;
+    }
+  }
+
+  private static void checkJournalMatches(AllocationJournal journal, NodeBlocks blocks) {
+    String foreignBlock = null;
+    Set<AllocationKey> live = new HashSet<>();
+    for (JournalRecord r : journal.replayed().records()) {
+      IpPrefix block;
+      try {
+        block = IpPrefix.parse(r.block());
+      } catch (IllegalArgumentException e) {
+        continue;
+      }
+      if (blocks.isBlock(block)) {
+        foreignBlock = null;
+        live.clear();
+        continue;
+      }
+      foreignBlock = r.block();
+      switch (r.op()) {
+        case JournalRecord.ALLOC -> live.add(r.key());
+        case JournalRecord.RELEASE -> live.remove(r.key());
+        case JournalRecord.BLOCK -> live.clear();
+        default -> { }
+      }
+    }
+    if (foreignBlock != null && !live.isEmpty()) {
+      throw new IllegalStateException("journal " + journal.file() + " holds " + live.size()
+          + " pod allocations in block " + foreignBlock + ", which is not a block of " + blocks
+          + ": the cluster CIDR or block size was changed while pods are running; delete those pods first"
+          + " (or restore the old setting)");
+    }
+  }
+
+  private void apply(JournalRecord r) {
+    IpPrefix block;
+    try {
+      block = IpPrefix.parse(r.block());
+    } catch (IllegalArgumentException e) {
+      LOG.log(Level.WARNING, "journal record with bad block skipped: {0}", r);
+      return;
+    }
+    if (r.op().equals(JournalRecord.BLOCK)) {
+      if (!blocks.isBlock(block)) {
+        pool = null;
+      } else if (pool == null || !pool.block().equals(block)) {
+        if (pool != null && pool.size() > 0) {
+          LOG.log(Level.WARNING, "journal: block changed from {0} to {1}; {2} allocations of the old block dropped",
+              pool.block(), block, pool.size());
+        }
+        pool = new PodAddressPool(node, block, blocks);
+      }
+      return;
+    }
+    if (pool == null || !pool.block().equals(block)) {
+      LOG.log(Level.WARNING, "journal record outside the current block skipped: {0}", r);
+      return;
+    }
+    switch (r.op()) {
+      case JournalRecord.ALLOC -> {
+        if (pool.restore(r.key(), r.offset())) {
+          pool.restoreCursor(r.offset());
+        } else {
+          LOG.log(Level.WARNING, "journal allocation conflicting with an earlier one skipped: {0}", r);
+        }
+      }
+      case JournalRecord.RELEASE -> pool.release(r.key());
+      case JournalRecord.CURSOR -> pool.restoreCursor(r.offset());
+      default -> LOG.log(Level.WARNING, "journal record of unknown kind skipped: {0}", r);
+    }
+  }
+
+  /** Lines of the journal that were corrupt or torn and skipped at open. */
+  public int skippedLines() {
+    return skippedLines;
+  }
+
+  /** The block the journal's allocations belong to, if any. */
+  public synchronized Optional<IpPrefix> block() {
+    return pool == null ? Optional.empty() : Optional.of(pool.block());
+  }
+
+  /**
+   * Makes {@code block} the node's block. The same block keeps every allocation (a restart);
+   * a different one starts empty, because addresses of another block are no longer ours.
+   */
+  public synchronized void bindBlock(IpPrefix block) throws IOException {
+    if (!blocks.isBlock(block)) {
+      throw new IllegalArgumentException(block + " is not a block of " + blocks);
+    }
+    if (pool != null && pool.block().equals(block)) {
+      return;
+    }
+    if (pool != null && pool.size() > 0) {
+      LOG.log(Level.WARNING, "node {0}: block changed from {1} to {2}; {3} allocations of the old block dropped",
+          node, pool.block(), block, pool.size());
+    }
+    pool = new PodAddressPool(node, block, blocks);
+    compact();
+  }
+
+  /** The key's address: the one it holds, or a new one, journalled and on disk when this returns. */
+  public Allocated allocate(AllocationKey key) throws PoolExhaustedException, NoBlockException, IOException {
+    long position;
+    Allocated result;
+    synchronized (this) {
+      PodAddressPool p = requirePool();
+      Optional<Long> existing = p.offsetOf(key);
+      if (existing.isPresent()) {
+        result = new Allocated(toAllocation(p.block(), key, existing.get()), false);
+        position = Long.MAX_VALUE;
+      } else {
+        long offset = p.allocate(key);
+        try {
+          position = journal.append(List.of(JournalRecord.alloc(p.block(), key, offset)));
+        } catch (IOException e) {
+          p.release(key);
+          throw e;
+        }
+        result = new Allocated(toAllocation(p.block(), key, offset), true);
+        position = afterAppend(1, position);
+      }
+    }
+    // An existing allocation may still be in flight to disk for a concurrent request.
+    journal.awaitDurable(position == Long.MAX_VALUE ? currentPosition() : position);
+    return result;
+  }
+
+  /** Releases the key's address, on disk when this returns; empty when it held none (DEL is idempotent). */
+  public Optional<Allocation> release(AllocationKey key) throws IOException {
+    long position;
+    Allocation released;
+    synchronized (this) {
+      if (pool == null) {
+        return Optional.empty();
+      }
+      Optional<Long> offset = pool.offsetOf(key);
+      if (offset.isEmpty()) {
+        return Optional.empty();
+      }
+      position = journal.append(List.of(JournalRecord.release(pool.block(), key, offset.get())));
+      pool.release(key);
+      released = toAllocation(pool.block(), key, offset.get());
+      position = afterAppend(1, position);
+    }
+    journal.awaitDurable(position);
+    return Optional.of(released);
+  }
+
+  /** Releases every allocation of {@code network} whose attachment is not in {@code valid}. */
+  public List<Allocation> gc(String network, List<GcRequest.Attachment> valid) throws IOException {
+    Set<GcRequest.Attachment> keep = new HashSet<>(valid);
+    List<Allocation> released = new ArrayList<>();
+    long position;
+    synchronized (this) {
+      if (pool == null) {
+        return released;
+      }
+      List<JournalRecord> records = new ArrayList<>();
+      for (Map.Entry<AllocationKey, Long> e : pool.allocations().entrySet()) {
+        AllocationKey key = e.getKey();
+        if (key.network().equals(network)
+            && !keep.contains(new GcRequest.Attachment(key.containerId(), key.ifName()))) {
+          records.add(JournalRecord.release(pool.block(), key, e.getValue()));
+          released.add(toAllocation(pool.block(), key, e.getValue()));
+        }
+      }
+      if (records.isEmpty()) {
+        return released;
+      }
+      position = journal.append(records);
+      records.forEach(r -> pool.release(r.key()));
+      position = afterAppend(records.size(), position);
+    }
+    journal.awaitDurable(position);
+    return released;
+  }
+
+  /** The key's allocation, if it holds one. */
+  public synchronized Optional<Allocation> check(AllocationKey key) {
+    if (pool == null) {
+      return Optional.empty();
+    }
+    return pool.offsetOf(key).map(offset -> toAllocation(pool.block(), key, offset));
+  }
+
+  /** Every allocation, oldest first. */
+  public synchronized List<Allocation> all() {
+    if (pool == null) {
+      return List.of();
+    }
+    List<Allocation> all = new ArrayList<>();
+    pool.allocations().forEach((key, offset) -> all.add(toAllocation(pool.block(), key, offset)));
+    return all;
+  }
+
+  /** Pod addresses per block (network, gateway and broadcast excluded). */
+  public long capacity() {
+    return blocks.podCapacity();
+  }
+
+  private PodAddressPool requirePool() throws NoBlockException {
+    if (pool == null) {
+      throw new NoBlockException("node " + node + " holds no block yet");
+    }
+    return pool;
+  }
+
+  private long currentPosition() {
+    return journal.position();
+  }
+
+  private long afterAppend(int records, long position) throws IOException {
+    recordsSinceCompaction += records;
+    if (recordsSinceCompaction > Math.max(compactAfterRecords, 2L * pool.size())) {
+      compact();
+    }
+    return position;
+  }
+
+  /** Rewrites the journal as the current state. Caller holds this monitor. */
+  private void compact() throws IOException {
+    List<JournalRecord> live = new ArrayList<>();
+    if (pool != null) {
+      live.add(JournalRecord.block(pool.block()));
+      pool.allocations().forEach((key, offset) -> live.add(JournalRecord.alloc(pool.block(), key, offset)));
+      live.add(JournalRecord.cursor(pool.block(), pool.cursor()));
+    }
+    journal.compact(live);
+    recordsSinceCompaction = live.size();
+  }
+
+  static Allocation toAllocation(IpPrefix block, AllocationKey key, long offset) {
+    return new Allocation(key.network(), key.containerId(), key.ifName(),
+        block.addressAt(offset) + "/" + block.prefixLength(), NodeBlocks.gateway(block), block.toString());
+  }
+
+  @Override
+  public void close() throws IOException {
+    journal.close();
+  }
+}

@@ -1,0 +1,224 @@
+package dev.ipseccni.ipam;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ipseccni.bus.message.Allocation;
+import dev.ipseccni.bus.message.GcRequest;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class NodeAllocationsTest {
+  private final NodeBlocks blocks = NodeBlocks.of("10.128.0.0/16", 24);
+  private final IpPrefix block = IpPrefix.parse("10.128.1.0/24");
+  @TempDir
+  Path dir;
+
+  private NodeAllocations open(int compactAfter) throws Exception {
+    return NodeAllocations.open("n1", blocks, dir, compactAfter);
+  }
+
+  private static AllocationKey key(int i) {
+    return new AllocationKey("net", "c" + i, "eth0");
+  }
+
+  private Path journalFile() {
+    return dir.resolve(AllocationJournal.FILE_NAME);
+  }
+
+  @Test
+  void allocationsSurviveReopen() throws Exception {
+    List<Allocation> before = new ArrayList<>();
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      for (int i = 0; i < 20; i++) {
+        before.add(a.allocate(key(i)).allocation());
+      }
+      a.release(key(3));
+      before.remove(3);
+    }
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(block, a.block().orElseThrow());
+      assertEquals(before, a.all());
+      // Round-robin continues after the last handed-out address, not at the freed one.
+      assertEquals("10.128.1.22/24", a.allocate(key(100)).allocation().address());
+    }
+  }
+
+  @Test
+  void allocationCarriesGatewayAndBlock() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      Allocation allocation = a.allocate(key(1)).allocation();
+      assertEquals(new Allocation("net", "c1", "eth0", "10.128.1.2/24", "10.128.1.1", "10.128.1.0/24"), allocation);
+      assertEquals(false, a.allocate(key(1)).isNew());
+    }
+  }
+
+  @Test
+  void corruptLineIsSkippedNotFatal() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+      a.allocate(key(2));
+    }
+    List<String> lines = new ArrayList<>(Files.readAllLines(journalFile()));
+    int target = lines.size() - 2; // the second-to-last line: key(1)'s allocation or a later one
+    lines.set(target, lines.get(target).replace("c", "X"));
+    lines.add(3, "garbage that is not a journal line");
+    Files.write(journalFile(), lines);
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(2, a.skippedLines());
+      assertTrue(a.check(key(2)).isPresent(), "the intact line after the corrupt ones is kept");
+    }
+  }
+
+  @Test
+  void tornLastLineIsCutAndLaterAppendsStayReadable() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+    }
+    String partial = AllocationJournal.encode(JournalRecord.alloc(block, key(2), 3));
+    Files.writeString(journalFile(), partial.substring(0, partial.length() / 2), StandardOpenOption.APPEND);
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(1, a.skippedLines());
+      assertTrue(a.check(key(2)).isEmpty());
+      a.allocate(key(3));
+    }
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(0, a.skippedLines());
+      assertTrue(a.check(key(1)).isPresent());
+      assertTrue(a.check(key(3)).isPresent());
+    }
+  }
+
+  @Test
+  void compactionKeepsStateAndBoundsTheFile() throws Exception {
+    try (NodeAllocations a = open(20)) {
+      a.bindBlock(block);
+      for (int round = 0; round < 50; round++) {
+        a.allocate(key(round));
+        if (round % 2 == 0) {
+          a.release(key(round));
+        }
+      }
+      long lines = Files.readAllLines(journalFile()).size();
+      assertTrue(lines <= 2 * 25 + 2 + 1, "journal of " + lines + " lines was not compacted");
+    }
+    try (NodeAllocations a = open(20)) {
+      assertEquals(25, a.all().size());
+      for (int round = 1; round < 50; round += 2) {
+        assertTrue(a.check(key(round)).isPresent());
+      }
+      // The cursor survived compaction: the next address follows the 50th handed out.
+      assertEquals("10.128.1.52/24", a.allocate(key(1000)).allocation().address());
+    }
+  }
+
+  @Test
+  void leftoverCompactionFileIsIgnored() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+    }
+    Files.writeString(dir.resolve(AllocationJournal.FILE_NAME + ".tmp"), "half a snapshot",
+        StandardCharsets.UTF_8);
+    try (NodeAllocations a = open(10_000)) {
+      assertTrue(a.check(key(1)).isPresent());
+    }
+    assertTrue(Files.notExists(dir.resolve(AllocationJournal.FILE_NAME + ".tmp")));
+  }
+
+  @Test
+  void gcReleasesEverythingNotValidInThatNetwork() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+      a.allocate(key(2));
+      a.allocate(new AllocationKey("other", "c3", "eth0"));
+      List<Allocation> released = a.gc("net", List.of(new GcRequest.Attachment("c2", "eth0")));
+      assertEquals(List.of("c1"), released.stream().map(Allocation::containerId).toList());
+      assertTrue(a.check(key(2)).isPresent());
+      assertTrue(a.check(new AllocationKey("other", "c3", "eth0")).isPresent());
+    }
+  }
+
+  @Test
+  void releaseIsIdempotent() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+      assertTrue(a.release(key(1)).isPresent());
+      assertTrue(a.release(key(1)).isEmpty());
+      assertTrue(a.release(key(77)).isEmpty());
+    }
+  }
+
+  @Test
+  void allocateWithoutBlockFails() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      assertThrows(NodeAllocations.NoBlockException.class, () -> a.allocate(key(1)));
+    }
+  }
+
+  @Test
+  void anotherBlockStartsEmpty() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+      a.bindBlock(IpPrefix.parse("10.128.2.0/24"));
+      assertTrue(a.all().isEmpty());
+    }
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals("10.128.2.0/24", a.block().orElseThrow().toString());
+      assertTrue(a.all().isEmpty());
+    }
+  }
+
+  @Test
+  void journalFromAnotherClusterCidrIsRefused() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+    }
+    IllegalStateException e = assertThrows(IllegalStateException.class,
+        () -> NodeAllocations.open("n1", NodeBlocks.of("10.200.0.0/16", 24), dir, 10_000));
+    assertTrue(e.getMessage().contains("10.128.1.0/24") && e.getMessage().contains("10.200.0.0/16"), e.getMessage());
+  }
+
+  @Test
+  void concurrentAddsForDifferentContainersGetDistinctAddresses() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    try (NodeAllocations a = open(50)) {
+      a.bindBlock(block);
+      List<Future<Allocation>> futures = new ArrayList<>();
+      for (int i = 0; i < 253; i++) {
+        int n = i;
+        futures.add(pool.submit(() -> a.allocate(key(n)).allocation()));
+      }
+      Set<String> addresses = new HashSet<>();
+      for (Future<Allocation> f : futures) {
+        assertTrue(addresses.add(f.get().address()), "duplicate " + f.get().address());
+      }
+      assertEquals(253, addresses.size());
+    } finally {
+      pool.shutdownNow();
+    }
+    try (NodeAllocations a = open(50)) {
+      assertEquals(253, a.all().size());
+    }
+  }
+}
