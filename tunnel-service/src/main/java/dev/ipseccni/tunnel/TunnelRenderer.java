@@ -1,0 +1,142 @@
+package dev.ipseccni.tunnel;
+
+import dev.ipseccni.bus.message.NodeBlockLease;
+import dev.ipseccni.tunnel.vici.ViciMessage;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * Desired state: from this node's lease and the peers' leases, one {@link PeerTunnel} per
+ * peer, rendered as the VICI messages charon is given and as the equivalent swanctl.conf.
+ * Both renderings come from the same message tree, so the file on disk is exactly what
+ * was loaded. Work is linear in the number of peers.
+ */
+public final class TunnelRenderer {
+  /** Dead peer detection interval; a peer silent this long gets its CHILD SA restarted. */
+  static final String DPD_DELAY = "30s";
+  static final String IKE_REKEY = "4h";
+  static final String CHILD_REKEY = "1h";
+
+  private final TunnelSettings settings;
+  private final ClusterSecret secret;
+
+  public TunnelRenderer(TunnelSettings settings, ClusterSecret secret) {
+    this.settings = settings;
+    this.secret = secret;
+  }
+
+  /**
+   * One tunnel per peer lease, keyed by connection name, in the order of {@code leases}. Our
+   * own lease and leases without a usable block are skipped.
+   */
+  public Map<String, PeerTunnel> desired(NodeBlockLease own, Collection<NodeBlockLease> leases) {
+    Map<String, PeerTunnel> out = new LinkedHashMap<>(Math.max(16, leases.size() * 2));
+    for (NodeBlockLease peer : leases) {
+      if (peer.node().equals(own.node()) || peer.block().equals(own.block())) {
+        continue;
+      }
+      String name = PeerTunnel.connName(peer.node());
+      out.put(name, new PeerTunnel(name, own.node(), peer.node(), settings.underlayAddress(),
+          peer.underlayAddress(), own.block(), peer.block(), own.node().compareTo(peer.node()) < 0));
+    }
+    return out;
+  }
+
+  /** The body of {@code load-conn} for one tunnel (the connection section, without its name). */
+  public ViciMessage connection(PeerTunnel t) {
+    Proposals p = settings.proposals();
+    ViciMessage child = ViciMessage.builder()
+        .list("local_ts", List.of(t.localBlock()))
+        .list("remote_ts", List.of(t.peerBlock()))
+        .list("esp_proposals", List.of(p.esp().split(",")))
+        .put("mode", "tunnel")
+        .put("rekey_time", CHILD_REKEY)
+        .put("dpd_action", "restart")
+        // Traps do not fire with libipsec; a tunnel is brought up actively (by the initiator on
+        // load, by the reconciler when one is missing).
+        .put("start_action", t.initiator() ? "start" : "none")
+        .build();
+    return ViciMessage.builder()
+        .put("version", 2)
+        .list("local_addrs", List.of(t.localAddress()))
+        .list("remote_addrs", List.of(t.peerAddress()))
+        .put("encap", settings.datapath() == Datapath.LIBIPSEC)
+        .put("mobike", false)
+        .list("proposals", List.of(p.ike().split(",")))
+        .put("dpd_delay", DPD_DELAY)
+        .put("rekey_time", IKE_REKEY)
+        .section("local", ViciMessage.builder().put("auth", "psk").put("id", t.localNode()).build())
+        .section("remote", ViciMessage.builder().put("auth", "psk").put("id", t.peerNode()).build())
+        .section("children", ViciMessage.builder().section(t.connName(), child).build())
+        .build();
+  }
+
+  /** The body of {@code load-shared}: this pair's derived key, owned by both identities. Never log it. */
+  public ViciMessage sharedKey(PeerTunnel t) {
+    return ViciMessage.builder()
+        .put("id", t.sharedKeyId())
+        .put("type", "IKE")
+        .put("data", secret.pairKey(t.localNode(), t.peerNode()).reveal())
+        .list("owners", List.of(t.localNode(), t.peerNode()))
+        .build();
+  }
+
+  /** The swanctl.conf equivalent of all tunnels: connections, then secrets. Holds keys: write it 0600. */
+  public String swanctlConf(Collection<PeerTunnel> tunnels) {
+    StringBuilder out = new StringBuilder(256 + tunnels.size() * 900);
+    out.append("# Rendered by the ipsec-cni tunnel service from the node block leases; do not edit.\n");
+    out.append("connections {\n");
+    for (PeerTunnel t : tunnels) {
+      section(out, 1, t.connName(), connection(t));
+    }
+    out.append("}\n");
+    out.append("secrets {\n");
+    for (PeerTunnel t : tunnels) {
+      ViciMessage key = sharedKey(t);
+      ViciMessage entry = ViciMessage.builder()
+          .put("id-local", t.localNode())
+          .put("id-peer", t.peerNode())
+          .put("secret", key.value("data").orElseThrow())
+          .build();
+      section(out, 1, "ike-" + t.connName(), entry);
+    }
+    out.append("}\n");
+    return out.toString();
+  }
+
+  private static final Pattern BARE = Pattern.compile("[A-Za-z0-9._:/@+-]+");
+
+  /** swanctl.conf syntax for a message tree: one key per line (charon's parser wants that). */
+  static void section(StringBuilder out, int depth, String name, ViciMessage body) {
+    indent(out, depth).append(name).append(" {\n");
+    for (Map.Entry<String, Object> e : body.entries().entrySet()) {
+      Object v = e.getValue();
+      if (v instanceof ViciMessage m) {
+        section(out, depth + 1, e.getKey(), m);
+      } else if (v instanceof List<?> items) {
+        indent(out, depth + 1).append(e.getKey()).append(" = ");
+        for (int i = 0; i < items.size(); i++) {
+          out.append(i > 0 ? ", " : "").append(quote((String) items.get(i)));
+        }
+        out.append('\n');
+      } else {
+        indent(out, depth + 1).append(e.getKey()).append(" = ").append(quote((String) v)).append('\n');
+      }
+    }
+    indent(out, depth).append("}\n");
+  }
+
+  private static String quote(String value) {
+    if (BARE.matcher(value).matches()) {
+      return value;
+    }
+    return '"' + value.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+  }
+
+  private static StringBuilder indent(StringBuilder out, int depth) {
+    return out.append("  ".repeat(depth));
+  }
+}

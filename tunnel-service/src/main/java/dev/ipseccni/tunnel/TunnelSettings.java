@@ -1,0 +1,50 @@
+package dev.ipseccni.tunnel;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * The tunnel service's configuration, validated when built.
+ *
+ * @param nodeName this node's name (its IKE identity, and how its lease is recognised)
+ * @param underlayAddress this node's underlay IP, the local tunnel endpoint
+ * @param viciSocket charon's VICI socket
+ * @param secretFile cluster secret file (mode 0600) the pair keys are derived from
+ * @param datapath kernel XFRM or libipsec
+ * @param proposals IKE and ESP proposals
+ * @param reconcileInterval how often desired tunnels are compared with charon's state
+ * @param renderedConfig where the swanctl.conf equivalent of the loaded state is written (0600: it holds keys)
+ */
+public record TunnelSettings(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,
+                             Datapath datapath, Proposals proposals, Duration reconcileInterval,
+                             Path renderedConfig) {
+  public static final Duration DEFAULT_RECONCILE_INTERVAL = Duration.ofSeconds(10);
+
+  public TunnelSettings {
+    Objects.requireNonNull(nodeName, "nodeName");
+    Objects.requireNonNull(underlayAddress, "underlayAddress");
+    Objects.requireNonNull(viciSocket, "viciSocket");
+    Objects.requireNonNull(secretFile, "secretFile");
+    Objects.requireNonNull(datapath, "datapath");
+    Objects.requireNonNull(proposals, "proposals");
+    Objects.requireNonNull(reconcileInterval, "reconcileInterval");
+    Objects.requireNonNull(renderedConfig, "renderedConfig");
+    if (nodeName.isBlank()) {
+      throw new IllegalArgumentException("tunnel nodeName must not be blank");
+    }
+    if (!underlayAddress.matches("[0-9.]+|[0-9a-fA-F:]+")) {
+      throw new IllegalArgumentException("tunnel underlayAddress must be an IP address, got '" + underlayAddress + "'");
+    }
+    if (reconcileInterval.isNegative() || reconcileInterval.toMillis() < 100) {
+      throw new IllegalArgumentException("tunnel reconcileInterval must be at least 100 ms, got " + reconcileInterval);
+    }
+  }
+
+  /** Default proposals and reconcile interval. */
+  public static TunnelSettings of(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,
+                                  Datapath datapath, Path renderedConfig) {
+    return new TunnelSettings(nodeName, underlayAddress, viciSocket, secretFile, datapath, Proposals.DEFAULT,
+        DEFAULT_RECONCILE_INTERVAL, renderedConfig);
+  }
+}
