@@ -1,0 +1,187 @@
+package dev.ipseccni.firewall;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.Event;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.ComponentStatus;
+import dev.ipseccni.bus.message.FirewallEvent;
+import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.NodeBlockLease;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.MessageConsumer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.logging.Logger;
+
+/**
+ * The firewall of one node as a service: asserts the chains on start, re-asserts them on a
+ * periodic check and whenever the ruleset monitor sees a change, follows the own block from lease
+ * events, and answers whether the firewall is in place.
+ *
+ * <p>Stopping the service leaves the chains in place on purpose: charon and the pods outlive the
+ * agent, and so must the plaintext guard. Removing them is {@link NodeFirewall#uninstall}.
+ */
+public final class FirewallService extends VerticleBase {
+  private static final Logger LOG = Logger.getLogger(FirewallService.class.getName());
+
+  private final FirewallSettings settings;
+  private final EventPublisher events;
+  private final List<MessageConsumer<?>> consumers = new ArrayList<>();
+  private NodeFirewall firewall;
+  private RulesetMonitor monitor;
+  private long timer = -1;
+
+  // Event-loop state.
+  private Optional<Ipv4Cidr> ownBlock = Optional.empty();
+  /** The block the chains were last asserted for; empty until the first successful assertion. */
+  private Optional<Optional<Ipv4Cidr>> assertedFor = Optional.empty();
+  private Optional<String> failure = Optional.of("firewall not asserted yet");
+  /** What was last reported as left alone, so it is reported once, not at every check. */
+  private List<String> leftAlone = List.of();
+  private boolean checkRunning;
+  private boolean checkAgain;
+  private boolean stopped;
+
+  public FirewallService(FirewallSettings settings, EventPublisher events) {
+    this.settings = settings;
+    this.events = events;
+  }
+
+  @Override
+  public Future<?> start() {
+    List<String> errors = settings.errors();
+    if (!errors.isEmpty()) {
+      return Future.failedFuture(new IllegalArgumentException("firewall settings: " + String.join("; ", errors)));
+    }
+    firewall = new NodeFirewall(settings);
+    ownBlock = settings.configuredBlock();
+    var bus = vertx.eventBus();
+    consumers.add(bus.<Event>consumer(Addresses.LEASE_ACQUIRED, m -> onOwnLease(m.body(), true)));
+    consumers.add(bus.<Event>consumer(Addresses.LEASE_RENEWED, m -> onOwnLease(m.body(), true)));
+    consumers.add(bus.<Event>consumer(Addresses.LEASE_RELEASED, m -> onOwnLease(m.body(), false)));
+    consumers.add(bus.consumer(Addresses.nodeStatus(settings.nodeName(), Addresses.FIREWALL),
+        m -> m.reply(status())));
+    if (!settings.rulesetMonitor().isEmpty()) {
+      monitor = new RulesetMonitor(settings.commandPrefix(), settings.rulesetMonitor(),
+          () -> context.runOnContext(v -> requestCheck()));
+      monitor.start();
+    }
+    timer = vertx.setPeriodic(settings.checkInterval().toMillis(), id -> {
+      if (monitor != null && !monitor.isAlive()) {
+        monitor.start();
+      }
+      requestCheck();
+    });
+    return Future.all(consumers.stream().map(MessageConsumer::completion).toList())
+        .compose(ready -> check())
+        .mapEmpty();
+  }
+
+  @Override
+  public Future<?> stop() {
+    stopped = true;
+    vertx.cancelTimer(timer);
+    if (monitor != null) {
+      monitor.stop();
+    }
+    return Future.all(consumers.stream().map(MessageConsumer::unregister).toList());
+  }
+
+  /** Ready once the chains are asserted for a known own block and the last check succeeded. */
+  ComponentStatus status() {
+    if (failure.isPresent()) {
+      return ComponentStatus.notReady(Addresses.FIREWALL, failure.get());
+    }
+    if (ownBlock.isEmpty()) {
+      return ComponentStatus.notReady(Addresses.FIREWALL,
+          "plaintext guard in place, but the own block is not known yet (no lease for node "
+              + settings.nodeName() + ")");
+    }
+    return ComponentStatus.ready(Addresses.FIREWALL);
+  }
+
+  private void onOwnLease(Event event, boolean held) {
+    if (!(event.payload() instanceof LeaseEvent leaseEvent) || settings.configuredBlock().isPresent()) {
+      return;
+    }
+    NodeBlockLease lease = leaseEvent.lease();
+    if (!lease.node().equals(settings.nodeName())) {
+      // Peers' blocks need no rules of their own: the rules name the whole cluster CIDR.
+      return;
+    }
+    Optional<Ipv4Cidr> block = Ipv4Cidr.parse(lease.block());
+    if (block.isEmpty() || !settings.cluster().contains(block.get())) {
+      LOG.severe(() -> "own lease names block '" + lease.block() + "', which is not inside the cluster CIDR "
+          + settings.clusterCidr() + "; firewall left as it is");
+      return;
+    }
+    Optional<Ipv4Cidr> next = held ? block : ownBlock.equals(block) ? Optional.empty() : ownBlock;
+    if (!next.equals(ownBlock)) {
+      ownBlock = next;
+      LOG.info(() -> "own block " + (held ? "is now " + lease.block() : lease.block() + " released"));
+      requestCheck();
+    }
+  }
+
+  private void requestCheck() {
+    if (stopped) {
+      return;
+    }
+    if (checkRunning) {
+      checkAgain = true;
+      return;
+    }
+    check();
+  }
+
+  /** One assertion on a worker; the outcome is applied on the event loop. Never fails. */
+  private Future<Void> check() {
+    checkRunning = true;
+    Optional<Ipv4Cidr> block = ownBlock;
+    return vertx.executeBlocking(() -> firewall.enforce(block), true)
+        .transform(result -> {
+          checkRunning = false;
+          if (result.succeeded()) {
+            onEnforced(block, result.result());
+          } else {
+            onFailed(result.cause());
+          }
+          if (checkAgain && !stopped) {
+            checkAgain = false;
+            check();
+          }
+          return Future.<Void>succeededFuture();
+        });
+  }
+
+  private void onEnforced(Optional<Ipv4Cidr> block, Enforcement enforcement) {
+    boolean freshAssertion = failure.isPresent() || !assertedFor.equals(Optional.of(block));
+    failure = Optional.empty();
+    assertedFor = Optional.of(block);
+    List<String> reported = new ArrayList<>(enforcement.repaired());
+    if (!enforcement.notRepaired().equals(leftAlone)) {
+      leftAlone = enforcement.notRepaired();
+      leftAlone.forEach(item -> {
+        LOG.warning(() -> "firewall: " + item);
+        reported.add("not repaired: " + item);
+      });
+    }
+    if (freshAssertion) {
+      LOG.info(() -> "firewall asserted for block " + block.map(Ipv4Cidr::toString).orElse("(none yet)")
+          + ": " + enforcement.chains());
+      events.publish(Addresses.FIREWALL_ASSERTED, new FirewallEvent(enforcement.chains(), reported));
+    } else if (!reported.isEmpty()) {
+      events.publish(Addresses.FIREWALL_DRIFT, new FirewallEvent(enforcement.chains(), reported));
+    }
+  }
+
+  private void onFailed(Throwable cause) {
+    String message = cause.getMessage() == null ? cause.toString() : cause.getMessage();
+    if (!failure.equals(Optional.of(message))) {
+      LOG.severe(() -> "firewall cannot be asserted, node not ready: " + message);
+    }
+    failure = Optional.of(message);
+  }
+}

@@ -1,0 +1,102 @@
+package dev.ipseccni.firewall;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs iptables-save and iptables-restore (blocking: call from a worker, never the event loop).
+ * Every change goes through one iptables-restore --noflush, so it is applied as one transaction
+ * per table and rules we do not own are left as they are.
+ */
+public final class Iptables {
+  /** iptables waits this long for the xtables lock (-w); a command gets a little more before we give up. */
+  static final int LOCK_WAIT_SECONDS = 5;
+  private static final long COMMAND_TIMEOUT_SECONDS = LOCK_WAIT_SECONDS + 10;
+
+  private final List<String> prefix;
+  private final String save;
+  private final String restore;
+
+  public Iptables(List<String> prefix, String save, String restore) {
+    this.prefix = List.copyOf(prefix);
+    this.save = save;
+    this.restore = restore;
+  }
+
+  public static Iptables of(FirewallSettings settings) {
+    return new Iptables(settings.commandPrefix(), settings.iptablesSave(), settings.iptablesRestore());
+  }
+
+  public SavedTable save(String table) throws IptablesException {
+    return SavedTable.parse(table, run(List.of(save, "-t", table), ""));
+  }
+
+  /** Applies a restore script; nothing is flushed except the chains the script declares. */
+  public void restore(String script) throws IptablesException {
+    run(List.of(restore, "-w", String.valueOf(LOCK_WAIT_SECONDS), "--noflush"), script);
+  }
+
+  private String run(List<String> args, String stdin) throws IptablesException {
+    List<String> command = new ArrayList<>(prefix);
+    command.addAll(args);
+    String shown = String.join(" ", command);
+    Process process;
+    try {
+      process = new ProcessBuilder(command).start();
+    } catch (IOException e) {
+      throw new IptablesException("cannot run '" + shown + "': " + e.getMessage(), e);
+    }
+    CompletableFuture<String> err = drain(process.getErrorStream(), shown);
+    try (OutputStream in = process.getOutputStream()) {
+      in.write(stdin.getBytes(StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      // the command exited before reading its input; its exit status and stderr tell why
+    }
+    try {
+      String out;
+      try (InputStream stdout = process.getInputStream()) {
+        out = new String(stdout.readAllBytes(), StandardCharsets.UTF_8);
+      } catch (IOException e) {
+        out = "";
+      }
+      if (!process.waitFor(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+        throw new IptablesException("'" + shown + "' did not finish within " + COMMAND_TIMEOUT_SECONDS + " s");
+      }
+      int status = process.exitValue();
+      if (status != 0) {
+        String detail = err.get().strip();
+        throw new IptablesException("'" + shown + "' failed with status " + status
+            + (detail.isEmpty() ? "" : ": " + detail) + (stdin.isEmpty() ? "" : "\ninput was:\n" + stdin));
+      }
+      return out;
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+      throw new IptablesException("interrupted while running '" + shown + "'", e);
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw new IptablesException("cannot read the output of '" + shown + "'", e.getCause());
+    }
+  }
+
+  /** Reads a stream to its end on a thread of its own, so a chatty stderr cannot block the command. */
+  private static CompletableFuture<String> drain(InputStream stream, String command) {
+    CompletableFuture<String> result = new CompletableFuture<>();
+    Thread reader = new Thread(() -> {
+      try (stream) {
+        result.complete(new String(stream.readAllBytes(), StandardCharsets.UTF_8));
+      } catch (IOException e) {
+        result.complete("");
+      }
+    }, "stderr of " + command);
+    reader.setDaemon(true);
+    reader.start();
+    return result;
+  }
+}

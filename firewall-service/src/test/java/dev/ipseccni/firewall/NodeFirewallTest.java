@@ -1,0 +1,247 @@
+package dev.ipseccni.firewall;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The chains against real iptables, inside a namespace of their own. */
+class NodeFirewallTest {
+  private static final Ipv4Cidr BLOCK = Ipv4Cidr.parse("10.128.1.0/24").orElseThrow();
+
+  /** What a Docker host has before we come: a DOCKER-USER chain jumped to from FORWARD, and its NAT. */
+  static final String DOCKER_LIKE = """
+      *filter
+      :DOCKER-USER - [0:0]
+      -A DOCKER-USER -j RETURN
+      -A FORWARD -j DOCKER-USER
+      -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+      -A OUTPUT -d 192.0.2.7/32 -j ACCEPT
+      COMMIT
+      *nat
+      -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+      COMMIT
+      """;
+
+  private Netns ns;
+  private FirewallSettings settings;
+
+  @BeforeEach
+  void namespace() {
+    ns = Netns.fresh("fw-rules");
+    settings = FirewallSettings.defaults("node1").withCommandPrefix(ns.prefix());
+  }
+
+  @AfterEach
+  void removeNamespace() {
+    ns.close();
+  }
+
+  @Test
+  void chainsAndJumpsPresentAfterStart() throws Exception {
+    Enforcement first = new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+
+    assertTrue(first.repaired().contains("filter/IPSEC-CNI-FWD: chain missing"), first.repaired().toString());
+    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT"), first.chains());
+    assertTrue(ns.run("iptables", "-S", "FORWARD").contains("-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD"));
+    assertEquals("-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD", firstRule("filter", "FORWARD"));
+    assertEquals("-A OUTPUT -m comment --comment ipsec-cni -j IPSEC-CNI-OUT", firstRule("filter", "OUTPUT"));
+    assertEquals("-A POSTROUTING -m comment --comment ipsec-cni -j IPSEC-CNI-NAT", firstRule("nat", "POSTROUTING"));
+    String forward = ns.run("iptables", "-S", "IPSEC-CNI-FWD");
+    assertTrue(forward.contains("-d 10.128.0.0/16 ! -o cni0"), forward);
+    assertTrue(forward.contains("-m policy --dir out --pol ipsec"), forward);
+    assertTrue(ns.run("iptables", "-t", "nat", "-S", "IPSEC-CNI-NAT").contains("-s 10.128.1.0/24 ! -o cni0"));
+  }
+
+  @Test
+  void runningTwiceChangesNothing() throws Exception {
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+    String afterFirst = ns.ruleset();
+
+    Enforcement second = new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of(), second.repaired());
+    assertEquals(afterFirst, ns.ruleset());
+  }
+
+  @Test
+  void libipsecRulesReadBackAsWritten() throws Exception {
+    FirewallSettings libipsec = settings.withDatapath(Datapath.LIBIPSEC, "ipsec0");
+    new NodeFirewall(libipsec).enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of(), new NodeFirewall(libipsec).enforce(Optional.of(BLOCK)).repaired());
+    assertTrue(ns.run("iptables", "-S", "IPSEC-CNI-FWD").contains("-i cni0 -o ipsec0"));
+  }
+
+  @Test
+  void guardAloneBeforeTheOwnBlockIsKnown() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.empty());
+    String forward = ns.run("iptables", "-S", "IPSEC-CNI-FWD");
+    assertTrue(forward.contains("-j DROP"), forward);
+    assertFalse(forward.contains("ACCEPT"), forward);
+
+    Enforcement withBlock = firewall.enforce(Optional.of(BLOCK));
+
+    assertTrue(withBlock.repaired().stream().anyMatch(r -> r.startsWith("filter/IPSEC-CNI-FWD: rule missing")),
+        withBlock.repaired().toString());
+    assertTrue(ns.run("iptables", "-S", "IPSEC-CNI-FWD").contains("ACCEPT"));
+  }
+
+  @Test
+  void deletedJumpIsRestored() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    String asserted = ns.ruleset();
+    ns.run("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "ipsec-cni", "-j", "IPSEC-CNI-FWD");
+
+    Enforcement repair = firewall.enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of("filter/FORWARD: jump to IPSEC-CNI-FWD missing"), repair.repaired());
+    assertEquals(asserted, ns.ruleset());
+  }
+
+  @Test
+  void flushedChainIsRestored() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    String asserted = ns.ruleset();
+    ns.run("iptables", "-F", "IPSEC-CNI-FWD");
+    ns.run("iptables", "-t", "nat", "-D", "IPSEC-CNI-NAT", "1");
+
+    Enforcement repair = firewall.enforce(Optional.of(BLOCK));
+
+    assertEquals(7 + 1, repair.repaired().size(), repair.repaired().toString());
+    assertTrue(repair.repaired().stream().allMatch(r -> r.contains(": rule missing: ")), repair.repaired().toString());
+    assertEquals(asserted, ns.ruleset());
+  }
+
+  @Test
+  void aRuleAddedInsideOurChainIsRemoved() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    String asserted = ns.ruleset();
+    ns.run("iptables", "-I", "IPSEC-CNI-FWD", "1", "-s", "10.128.9.0/24", "-j", "ACCEPT");
+
+    Enforcement repair = firewall.enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of("filter/IPSEC-CNI-FWD: rule not ours: -s 10.128.9.0/24 -j ACCEPT"), repair.repaired());
+    assertEquals(asserted, ns.ruleset());
+  }
+
+  @Test
+  void forwardPolicyDropIsLeftToItsOwner() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    ns.run("iptables", "-P", "FORWARD", "DROP");
+
+    Enforcement check = firewall.enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of(), check.repaired());
+    assertTrue(ns.run("iptables", "-S", "FORWARD").contains("-P FORWARD DROP"));
+  }
+
+  @Test
+  void foreignRulesArePreservedUntouched() throws Exception {
+    ns.restore(DOCKER_LIKE);
+    String foreign = ns.run("iptables-save", "-t", "filter").replaceAll("#.*\n", "");
+
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+
+    String filter = ns.run("iptables-save", "-t", "filter").replaceAll("#.*\n", "");
+    for (String line : foreign.split("\n")) {
+      assertTrue(filter.contains(line), "lost: " + line);
+    }
+    String forward = ns.run("iptables", "-S", "FORWARD");
+    assertTrue(forward.indexOf("-j IPSEC-CNI-FWD") < forward.indexOf("-j DOCKER-USER"), forward);
+    assertTrue(forward.contains("-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"), forward);
+    assertTrue(ns.run("iptables", "-t", "nat", "-S").contains("-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"));
+  }
+
+  @Test
+  void uninstallLeavesTheRulesetAsBeforeInstall() throws Exception {
+    ns.restore(DOCKER_LIKE);
+    String before = ns.ruleset();
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    assertFalse(before.equals(ns.ruleset()));
+
+    NodeFirewall.uninstall(settings);
+
+    assertEquals(before, ns.ruleset());
+  }
+
+  @Test
+  void uninstallRemovesJumpsSomeoneElseAddedToOurChains() throws Exception {
+    ns.restore(DOCKER_LIKE);
+    String before = ns.ruleset();
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+    ns.run("iptables", "-A", "DOCKER-USER", "-j", "IPSEC-CNI-OUT");
+    ns.run("iptables", "-A", "FORWARD", "-j", "IPSEC-CNI-FWD");
+
+    NodeFirewall.uninstall(settings);
+
+    assertEquals(before, ns.ruleset());
+  }
+
+  @Test
+  void aForeignRuleAboveOurJumpIsMovedBelowOnceThenReported() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    ns.restore(DOCKER_LIKE);
+    ns.run("iptables", "-I", "FORWARD", "1", "-j", "DOCKER-USER");
+    ns.run("iptables", "-D", "FORWARD", "3");  // the appended DOCKER_LIKE jump: keep only the one on top
+
+    Enforcement first = firewall.enforce(Optional.of(BLOCK));
+    assertEquals(List.of("filter/FORWARD: 1 foreign rule(s) above the jump to IPSEC-CNI-FWD: -j DOCKER-USER"),
+        first.repaired());
+    assertTrue(firstRule("filter", "FORWARD").endsWith("-j IPSEC-CNI-FWD"));
+
+    ns.run("iptables", "-D", "FORWARD", "-j", "DOCKER-USER");
+    ns.run("iptables", "-I", "FORWARD", "1", "-j", "DOCKER-USER");
+    Enforcement second = firewall.enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of(), second.repaired());
+    assertEquals(1, second.notRepaired().size());
+    assertTrue(second.notRepaired().get(0).contains("-j DOCKER-USER"), second.notRepaired().toString());
+    assertEquals("-A FORWARD -j DOCKER-USER", firstRule("filter", "FORWARD"));
+  }
+
+  @Test
+  void missingIptablesFailsWithTheCommandsError() {
+    FirewallSettings missing = settings.withCommands("/nonexistent/iptables-restore", "/nonexistent/iptables-save",
+        List.of());
+    IptablesException e = assertThrows(IptablesException.class,
+        () -> new NodeFirewall(missing).enforce(Optional.of(BLOCK)));
+    assertTrue(e.getMessage().contains("/nonexistent/iptables-save"), e.getMessage());
+  }
+
+  @Test
+  void failingIptablesFailsWithItsErrorOutput() {
+    FirewallSettings elsewhere = settings.withCommandPrefix(List.of("ip", "netns", "exec", "fw-absent"));
+    IptablesException e = assertThrows(IptablesException.class,
+        () -> new NodeFirewall(elsewhere).enforce(Optional.of(BLOCK)));
+    assertTrue(e.getMessage().contains("fw-absent") && e.getMessage().contains("failed with status"), e.getMessage());
+  }
+
+  @Test
+  void restoreErrorsCarryIptablesMessage() {
+    // An interface name iptables refuses (too long for the kernel) passes no validation of ours.
+    FirewallSettings bad = new FirewallSettings("node1", "cni0", "", "10.128.0.0/16", Datapath.LIBIPSEC,
+        "ipsec0", java.time.Duration.ofSeconds(5), ns.prefix(), "iptables-restore", "iptables-save", List.of());
+    Iptables iptables = Iptables.of(bad);
+    IptablesException e = assertThrows(IptablesException.class,
+        () -> iptables.restore("*filter\n-A NO-SUCH-CHAIN -j ACCEPT\nCOMMIT\n"));
+    assertTrue(e.getMessage().contains("iptables-restore") && e.getMessage().contains("line"), e.getMessage());
+  }
+
+  private String firstRule(String table, String chain) {
+    return ns.run("iptables", "-t", table, "-S", chain).lines().skip(1).findFirst().orElse("");
+  }
+}
