@@ -1,0 +1,443 @@
+package dev.ipseccni.ipam;
+
+import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.map.IMap;
+import com.hazelcast.query.Predicate;
+import com.hazelcast.splitbrainprotection.SplitBrainProtectionException;
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.JsonRecordCodec;
+import dev.ipseccni.bus.message.AddressEvent;
+import dev.ipseccni.bus.message.AllocateRequest;
+import dev.ipseccni.bus.message.Allocation;
+import dev.ipseccni.bus.message.CheckRequest;
+import dev.ipseccni.bus.message.ComponentStatus;
+import dev.ipseccni.bus.message.Failures;
+import dev.ipseccni.bus.message.GcRequest;
+import dev.ipseccni.bus.message.GcResult;
+import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.NodeBlockLease;
+import dev.ipseccni.bus.message.ReleaseRequest;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.WorkerExecutor;
+import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import java.lang.System.Logger.Level;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The IPAM service of one node. On start it replays the allocation journal, then claims
+ * (or takes back) its block lease, retrying until a majority of the cluster is present;
+ * until both are done ADD fails with "try again later". It renews the lease, removes
+ * leases that expired, answers allocate / release / check / gc for this node's pods, and
+ * mirrors allocations to the cluster off the ADD path.
+ *
+ * <p>Deploy with {@code vertx.deployVerticle(new IpamService(settings, events, hazelcast))};
+ * the Hazelcast config must have been customised with {@link BlockLeases#configure}.
+ */
+public final class IpamService extends VerticleBase {
+  private static final System.Logger LOG = System.getLogger(IpamService.class.getName());
+
+  private final IpamSettings settings;
+  private final EventPublisher events;
+  private final HazelcastInstance hazelcast;
+  private final String node;
+  private BlockLeases leases;
+  private IMap<String, String> addressMirror;
+  private WorkerExecutor mirrorQueue;
+  private final List<MessageConsumer<?>> consumers = new ArrayList<>();
+
+  private volatile NodeAllocations allocations;
+  private volatile NodeBlockLease lease;
+  private volatile String notReadyReason = "journal not replayed yet";
+  private volatile boolean stopping;
+  private boolean claiming;
+  private boolean renewing;
+  private long renewTimer = -1;
+
+  public IpamService(IpamSettings settings, EventPublisher events, HazelcastInstance hazelcast) {
+    this.settings = settings;
+    this.events = events;
+    this.hazelcast = hazelcast;
+    this.node = settings.nodeName();
+  }
+
+  @Override
+  public Future<?> start() {
+    List<String> errors = settings.validate();
+    if (!errors.isEmpty()) {
+      return Future.failedFuture(new IllegalArgumentException("IPAM settings: " + String.join("; ", errors)));
+    }
+    NodeBlocks blocks = settings.blocks();
+    leases = new BlockLeases(hazelcast, blocks, settings.gracePeriod());
+    addressMirror = hazelcast.getMap(BlockLeases.ADDRESS_MAP);
+    mirrorQueue = vertx.createSharedWorkerExecutor("ipam-mirror-" + node, 1);
+    return vertx.executeBlocking(() -> {
+          Optional<String> conflict = leases.networkConflict();
+          if (conflict.isPresent()) {
+            throw new IllegalStateException(conflict.get());
+          }
+          NodeAllocations opened = NodeAllocations.open(node, blocks, settings.journalDir(),
+              settings.compactAfterRecords());
+          LOG.log(Level.INFO, "node {0}: journal {1} replayed, {2} allocations in {3} ({4} bad lines skipped)",
+              node, settings.journalDir(), opened.all().size(), opened.block().map(Object::toString).orElse("no block"),
+              opened.skippedLines());
+          return opened;
+        }, false)
+        .compose(opened -> {
+          allocations = opened;
+          notReadyReason = "no block lease yet";
+          return registerConsumers();
+        })
+        .onSuccess(v -> claim());
+  }
+
+  @Override
+  public Future<?> stop() {
+    stopping = true;
+    if (renewTimer >= 0) {
+      vertx.cancelTimer(renewTimer);
+    }
+    NodeAllocations held = allocations;
+    return Future.all(consumers.stream().map(MessageConsumer::unregister).toList())
+        .compose(v -> held == null ? Future.succeededFuture() : vertx.executeBlocking(() -> {
+          held.close();
+          return null;
+        }, false))
+        .eventually(() -> mirrorQueue.close());
+  }
+
+  /** A snapshot of this node's lease and allocations (for the HTTP API). Safe from any thread. */
+  public IpamView view() {
+    NodeAllocations a = allocations;
+    String reason = readiness().orElse("");
+    return new IpamView(node, reason.isEmpty(), reason, Optional.ofNullable(lease),
+        a == null ? List.of() : a.all());
+  }
+
+  /** Every block lease in the cluster, by block (read off the event loop). */
+  public Future<Map<String, NodeBlockLease>> clusterLeases() {
+    return vertx.executeBlocking(() -> leases.all(), false);
+  }
+
+  /** Why ADD cannot succeed now, or empty when it can. */
+  private Optional<String> readiness() {
+    if (allocations != null && lease != null) {
+      return Optional.empty();
+    }
+    return Optional.of("node " + node + ": " + notReadyReason);
+  }
+
+  private Future<Void> registerConsumers() {
+    EventBus bus = vertx.eventBus();
+    consumers.add(bus.<AllocateRequest>consumer(Addresses.ipamAllocate(node), this::allocate));
+    consumers.add(bus.<ReleaseRequest>consumer(Addresses.ipamRelease(node), this::release));
+    consumers.add(bus.<CheckRequest>consumer(Addresses.ipamCheck(node), this::check));
+    consumers.add(bus.<GcRequest>consumer(Addresses.ipamGc(node), this::gc));
+    consumers.add(bus.<Object>consumer(Addresses.nodeStatus(node, Addresses.IPAM), this::status));
+    return Future.all(consumers.stream().map(MessageConsumer::completion).toList()).mapEmpty();
+  }
+
+  // ---- requests ----
+
+  private void allocate(Message<AllocateRequest> message) {
+    AllocateRequest request = message.body();
+    Optional<AllocationKey> key = key(message, request == null ? null
+        : new AllocationKey(nz(request.network()), nz(request.containerId()), nz(request.ifName())));
+    if (key.isEmpty()) {
+      return;
+    }
+    Optional<String> notReady = readiness();
+    if (notReady.isPresent()) {
+      message.fail(Failures.TRY_AGAIN_LATER, notReady.get());
+      return;
+    }
+    NodeAllocations a = allocations;
+    vertx.executeBlocking(() -> a.allocate(key.get()), false).onComplete(result -> {
+      if (result.succeeded()) {
+        Allocation allocation = result.result().allocation();
+        message.reply(allocation);
+        if (result.result().isNew()) {
+          events.publish(Addresses.ADDRESS_ALLOCATED, addressEvent(allocation));
+          mirrorAllocated(allocation);
+        }
+      } else {
+        Throwable e = result.cause();
+        if (e instanceof PoolExhaustedException) {
+          message.fail(Failures.POOL_EXHAUSTED, e.getMessage());
+        } else if (e instanceof NodeAllocations.NoBlockException) {
+          message.fail(Failures.TRY_AGAIN_LATER, e.getMessage());
+        } else {
+          LOG.log(Level.ERROR, "node " + node + ": allocation for " + key.get() + " not persisted", e);
+          message.fail(Failures.JOURNAL_FAILED, "node " + node + ": the allocation for " + key.get()
+              + " could not be written to the journal in " + settings.journalDir() + ": " + e.getMessage());
+        }
+      }
+    });
+  }
+
+  private void release(Message<ReleaseRequest> message) {
+    ReleaseRequest request = message.body();
+    Optional<AllocationKey> key = key(message, request == null ? null
+        : new AllocationKey(nz(request.network()), nz(request.containerId()), nz(request.ifName())));
+    if (key.isEmpty()) {
+      return;
+    }
+    NodeAllocations a = allocations;
+    if (a == null) {
+      message.fail(Failures.TRY_AGAIN_LATER, "node " + node + ": " + notReadyReason);
+      return;
+    }
+    vertx.executeBlocking(() -> a.release(key.get()), false).onComplete(result -> {
+      if (result.succeeded()) {
+        message.reply(null);
+        result.result().ifPresent(this::released);
+      } else {
+        message.fail(Failures.JOURNAL_FAILED, "node " + node + ": the release of " + key.get()
+            + " could not be written to the journal: " + result.cause().getMessage());
+      }
+    });
+  }
+
+  private void check(Message<CheckRequest> message) {
+    CheckRequest request = message.body();
+    Optional<AllocationKey> key = key(message, request == null ? null
+        : new AllocationKey(nz(request.network()), nz(request.containerId()), nz(request.ifName())));
+    if (key.isEmpty()) {
+      return;
+    }
+    NodeAllocations a = allocations;
+    if (a == null) {
+      message.fail(Failures.TRY_AGAIN_LATER, "node " + node + ": " + notReadyReason);
+      return;
+    }
+    vertx.executeBlocking(() -> a.check(key.get()), false).onComplete(result -> {
+      if (result.succeeded() && result.result().isPresent()) {
+        message.reply(result.result().get());
+      } else if (result.succeeded()) {
+        message.fail(Failures.UNKNOWN_CONTAINER, "node " + node + ": no address is allocated to " + key.get());
+      } else {
+        message.fail(Failures.JOURNAL_FAILED, result.cause().getMessage());
+      }
+    });
+  }
+
+  private void gc(Message<GcRequest> message) {
+    GcRequest request = message.body();
+    if (request == null || request.network() == null || request.network().isBlank()) {
+      message.fail(Failures.INVALID_REQUEST, "GC request without a network name");
+      return;
+    }
+    NodeAllocations a = allocations;
+    if (a == null) {
+      message.fail(Failures.TRY_AGAIN_LATER, "node " + node + ": " + notReadyReason);
+      return;
+    }
+    vertx.executeBlocking(() -> a.gc(request.network(), request.validAttachments()), false).onComplete(result -> {
+      if (result.succeeded()) {
+        message.reply(new GcResult(result.result()));
+        result.result().forEach(this::released);
+      } else {
+        message.fail(Failures.JOURNAL_FAILED, "node " + node + ": GC could not be written to the journal: "
+            + result.cause().getMessage());
+      }
+    });
+  }
+
+  private void status(Message<Object> message) {
+    Optional<String> notReady = readiness();
+    message.reply(notReady.map(r -> ComponentStatus.notReady(Addresses.IPAM, r))
+        .orElse(ComponentStatus.ready(Addresses.IPAM)));
+  }
+
+  private Optional<AllocationKey> key(Message<?> message, AllocationKey key) {
+    if (key == null || key.network().isBlank() || key.containerId().isBlank() || key.ifName().isBlank()) {
+      message.fail(Failures.INVALID_REQUEST, "network, containerId and ifName must all be given, got " + key);
+      return Optional.empty();
+    }
+    return Optional.of(key);
+  }
+
+  private static String nz(String s) {
+    return s == null ? "" : s;
+  }
+
+  private void released(Allocation allocation) {
+    events.publish(Addresses.ADDRESS_RELEASED, addressEvent(allocation));
+    mirrorReleased(allocation);
+  }
+
+  private static AddressEvent addressEvent(Allocation a) {
+    return new AddressEvent(a.network(), a.containerId(), a.ifName(), a.address());
+  }
+
+  // ---- the lease ----
+
+  private void claim() {
+    if (stopping || claiming || lease != null) {
+      return;
+    }
+    claiming = true;
+    List<IpPrefix> hints = new ArrayList<>();
+    allocations.block().ifPresent(hints::add);
+    settings.preferredBlock().map(IpPrefix::parse).ifPresent(hints::add);
+    vertx.executeBlocking(() -> {
+          NodeBlockLease claimed = leases.claim(node, settings.underlayAddress(), hints);
+          allocations.bindBlock(IpPrefix.parse(claimed.block()));
+          return claimed;
+        }, false)
+        .onComplete(result -> {
+          claiming = false;
+          if (stopping) {
+            return;
+          }
+          if (result.succeeded()) {
+            acquired(result.result());
+          } else {
+            String reason = claimFailure(result.cause());
+            if (!reason.equals(notReadyReason)) {
+              LOG.log(Level.WARNING, "node {0}: cannot claim a block yet: {1}", node, reason);
+            }
+            notReadyReason = reason;
+            vertx.setTimer(settings.claimRetryInterval().toMillis(), id -> claim());
+          }
+        });
+  }
+
+  private String claimFailure(Throwable e) {
+    if (e instanceof SplitBrainProtectionException) {
+      return "waiting for a majority of the cluster (" + settings.majority() + " of " + settings.expectedMembers()
+          + " expected members) before claiming a block; members now: " + hazelcast.getCluster().getMembers().size();
+    }
+    if (e instanceof BlockLeases.NoFreeBlockException || e instanceof BlockLeases.NetworkConflictException) {
+      return e.getMessage();
+    }
+    return "block claim failed: " + e;
+  }
+
+  private void acquired(NodeBlockLease claimed) {
+    lease = claimed;
+    LOG.log(Level.INFO, "node {0}: holds block {1} (epoch {2})", node, claimed.block(), claimed.epoch());
+    events.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(claimed));
+    resyncMirror();
+    if (renewTimer < 0) {
+      renewTimer = vertx.setPeriodic(settings.renewInterval().toMillis(), id -> renew());
+    }
+  }
+
+  private void renew() {
+    NodeBlockLease held = lease;
+    if (held == null || renewing || stopping) {
+      return;
+    }
+    renewing = true;
+    vertx.executeBlocking(() -> {
+          NodeBlockLease current = leases.renew(held);
+          List<NodeBlockLease> expired = current.node().equals(node) ? leases.releaseExpired() : List.of();
+          return Map.entry(current, expired);
+        }, false)
+        .onComplete(result -> {
+          renewing = false;
+          if (stopping) {
+            return;
+          }
+          if (result.failed()) {
+            // Without a majority the lease cannot be renewed, but it is not lost either: it
+            // expires only after the grace period, and the majority side respects that.
+            LOG.log(Level.WARNING, "node {0}: lease renewal of {1} failed: {2}", node, held.block(),
+                result.cause().toString());
+            return;
+          }
+          NodeBlockLease current = result.result().getKey();
+          result.result().getValue().forEach(expired -> {
+            LOG.log(Level.INFO, "node {0}: lease of {1} on {2} expired and was removed", node, expired.node(),
+                expired.block());
+            events.publish(Addresses.LEASE_RELEASED, new LeaseEvent(expired));
+          });
+          if (current.node().equals(node)) {
+            lease = current;
+            events.publish(Addresses.LEASE_RENEWED, new LeaseEvent(current));
+          } else {
+            lease = null;
+            notReadyReason = "block " + held.block() + " was taken over by node " + current.node()
+                + " (epoch " + current.epoch() + ") after this node missed renewals for longer than the grace period";
+            LOG.log(Level.ERROR, "node {0}: {1}", node, notReadyReason);
+            events.publish(Addresses.LEASE_RELEASED, new LeaseEvent(held));
+            claim();
+          }
+        });
+  }
+
+  // ---- the cluster mirror of allocations (inspection and duplicate detection) ----
+
+  private void mirrorAllocated(Allocation allocation) {
+    String json = mirrorJson(allocation);
+    mirrorQueue.executeBlocking(() -> {
+      String previous = addressMirror.put(bareAddress(allocation), json);
+      if (previous != null && !previous.equals(json)) {
+        MirroredAllocation other = JsonRecordCodec.fromJson(previous.getBytes(StandardCharsets.UTF_8),
+            MirroredAllocation.class);
+        if (!other.node().equals(node)) {
+          LOG.log(Level.ERROR, "duplicate pod address {0}: allocated on node {1} and on node {2}",
+              allocation.address(), other.node(), node);
+        }
+      }
+      return null;
+    }, true).onFailure(e -> LOG.log(Level.WARNING, "node {0}: mirror of {1} failed: {2}", node,
+        allocation.address(), e.toString()));
+  }
+
+  private void mirrorReleased(Allocation allocation) {
+    String json = mirrorJson(allocation);
+    mirrorQueue.executeBlocking(() -> addressMirror.remove(bareAddress(allocation), json), true)
+        .onFailure(e -> LOG.log(Level.WARNING, "node {0}: mirror release of {1} failed: {2}", node,
+            allocation.address(), e.toString()));
+  }
+
+  /** After (re)claiming: the cluster's copy of this node's allocations becomes exactly the journal's. */
+  private void resyncMirror() {
+    mirrorQueue.executeBlocking(() -> {
+      Map<String, String> ours = new HashMap<>();
+      allocations.all().forEach(a -> ours.put(bareAddress(a), mirrorJson(a)));
+      addressMirror.removeAll(new HeldByNode(node));
+      addressMirror.putAll(ours);
+      return null;
+    }, true).onFailure(e -> LOG.log(Level.WARNING, "node {0}: mirror resync failed: {1}", node, e.toString()));
+  }
+
+  private String mirrorJson(Allocation allocation) {
+    return new String(JsonRecordCodec.toJson(new MirroredAllocation(node, allocation)), StandardCharsets.UTF_8);
+  }
+
+  private static String bareAddress(Allocation allocation) {
+    return allocation.address().substring(0, allocation.address().indexOf('/'));
+  }
+
+  /** Mirror entries of one node (runs on the members holding them). */
+  static final class HeldByNode implements Predicate<String, String> {
+    private static final long serialVersionUID = 1L;
+    private final String node;
+
+    HeldByNode(String node) {
+      this.node = node;
+    }
+
+    @Override
+    public boolean apply(Map.Entry<String, String> entry) {
+      try {
+        return JsonRecordCodec.fromJson(entry.getValue().getBytes(StandardCharsets.UTF_8), MirroredAllocation.class)
+            .node().equals(node);
+      } catch (RuntimeException e) {
+        return false;
+      }
+    }
+  }
+
+}
