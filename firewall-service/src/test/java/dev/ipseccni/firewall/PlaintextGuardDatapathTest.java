@@ -1,0 +1,138 @@
+package dev.ipseccni.firewall;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Optional;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Packets, not rules: a node namespace with cni0 (10.128.1.1/24) and a pod on a veth into it, and
+ * an underlay peer namespace that the node's default route points at. No tunnel exists, exactly
+ * the situation after charon died. What crosses the underlay is counted in the peer, where it
+ * arrives off the wire.
+ */
+class PlaintextGuardDatapathTest {
+  private static final Ipv4Cidr BLOCK = Ipv4Cidr.parse("10.128.1.0/24").orElseThrow();
+  private static final String REMOTE_POD = "10.128.2.2";
+  private static final String OUTSIDE = "203.0.113.10";
+  private static final String NODE_UNDERLAY = "198.51.100.1";
+
+  private Netns node;
+  private Netns pod;
+  private Netns peer;
+  private FirewallSettings settings;
+
+  @BeforeEach
+  void lab() {
+    node = Netns.fresh("fw-dp-node");
+    pod = Netns.fresh("fw-dp-pod");
+    peer = Netns.fresh("fw-dp-peer");
+    node.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
+    node.run("ip", "link", "add", "cni0", "type", "bridge");
+    node.run("ip", "addr", "add", "10.128.1.1/24", "dev", "cni0");
+    node.run("ip", "link", "set", "cni0", "up");
+    node.run("ip", "link", "add", "fw-pod1", "type", "veth", "peer", "name", "eth0", "netns", pod.name);
+    node.run("ip", "link", "set", "fw-pod1", "master", "cni0", "up");
+    pod.run("ip", "addr", "add", "10.128.1.2/24", "dev", "eth0");
+    pod.run("ip", "link", "set", "eth0", "up");
+    pod.run("ip", "route", "add", "default", "via", "10.128.1.1");
+    node.run("ip", "link", "add", "fw-ul", "type", "veth", "peer", "name", "fw-ul-peer", "netns", peer.name);
+    node.run("ip", "addr", "add", NODE_UNDERLAY + "/24", "dev", "fw-ul");
+    node.run("ip", "link", "set", "fw-ul", "up");
+    node.run("ip", "route", "add", "default", "via", "198.51.100.2");
+    peer.run("ip", "addr", "add", "198.51.100.2/24", "dev", "fw-ul-peer");
+    peer.run("ip", "link", "set", "fw-ul-peer", "up");
+    peer.run("ip", "addr", "add", OUTSIDE + "/32", "dev", "lo");
+    peer.restore("""
+        *raw
+        -A PREROUTING -s 10.128.0.0/16 -m comment --comment pod-source
+        -A PREROUTING -s 198.51.100.1/32 -d 203.0.113.10/32 -p icmp -m comment --comment masqueraded
+        COMMIT
+        """);
+    settings = FirewallSettings.defaults("node1").withCommandPrefix(node.prefix());
+  }
+
+  @AfterEach
+  void removeLab() {
+    pod.close();
+    node.close();
+    peer.close();
+  }
+
+  @Test
+  void plaintextToRemotePodIsDropped() throws Exception {
+    pod.status("ping", "-c", "2", "-i", "0.2", "-W", "1", REMOTE_POD);
+    assertTrue(peer.packets("raw", "PREROUTING", "pod-source") >= 2, "without the guard the pod's packets leak");
+    peer.run("iptables", "-t", "raw", "-Z");
+
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+    int status = pod.status("ping", "-c", "3", "-i", "0.2", "-W", "1", REMOTE_POD);
+
+    assertNotEquals(0, status);
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-source"));
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "unencrypted to the cluster") >= 3);
+  }
+
+  @Test
+  void guardHoldsBeforeTheOwnBlockIsKnown() throws Exception {
+    new NodeFirewall(settings).enforce(Optional.empty());
+
+    pod.status("ping", "-c", "2", "-i", "0.2", "-W", "1", REMOTE_POD);
+
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-source"));
+  }
+
+  @Test
+  void nodeOwnTrafficToRemoteBlockIsDroppedButUnderlayIsNot() throws Exception {
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+
+    assertNotEquals(0, node.status("ping", "-c", "2", "-i", "0.2", "-W", "1", REMOTE_POD));
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-source"));
+    assertTrue(node.packets("filter", "IPSEC-CNI-OUT", "unencrypted to the cluster") >= 2);
+    assertEquals(0, node.status("ping", "-c", "1", "-W", "2", "198.51.100.2"), "underlay (IKE's path) blocked");
+    assertEquals(0, node.status("ping", "-c", "1", "-W", "2", "10.128.1.1"), "node's own pod-network address");
+  }
+
+  @Test
+  void podToOutsideIsMasqueradedEvenWithForwardPolicyDrop() throws Exception {
+    node.run("iptables", "-P", "FORWARD", "DROP");
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+
+    assertEquals(0, pod.status("ping", "-c", "2", "-i", "0.2", "-W", "2", OUTSIDE));
+
+    assertTrue(peer.packets("raw", "PREROUTING", "masqueraded") >= 2);
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-source"));
+  }
+
+  @Test
+  void nodeAndPodsReachEachOtherOnTheBridge() throws Exception {
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+
+    assertEquals(0, node.status("ping", "-c", "1", "-W", "2", "10.128.1.2"));
+    assertEquals(0, pod.status("ping", "-c", "1", "-W", "2", "10.128.1.1"));
+  }
+
+  @Test
+  void libipsecTunnelIsTheOnlyWayOutAndItsLossDoesNotLeak() throws Exception {
+    // A stand-in for charon's TUN device (a veth ending in the node): what is routed into it counts as encrypted.
+    node.run("ip", "link", "add", "fw-tun0", "type", "veth", "peer", "name", "fw-tun0-end");
+    node.run("ip", "link", "set", "fw-tun0-end", "up");
+    node.run("ip", "link", "set", "fw-tun0", "up");
+    node.run("ip", "route", "add", "10.128.2.0/24", "dev", "fw-tun0");
+    FirewallSettings libipsec = settings.withDatapath(Datapath.LIBIPSEC, "fw-tun0");
+    new NodeFirewall(libipsec).enforce(Optional.of(BLOCK));
+
+    pod.status("ping", "-c", "2", "-i", "0.2", "-W", "1", REMOTE_POD);
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "pod to remote pod, encrypted") >= 2);
+
+    node.run("ip", "link", "delete", "fw-tun0");  // charon killed: its device and routes vanish
+    pod.status("ping", "-c", "2", "-i", "0.2", "-W", "1", REMOTE_POD);
+
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-source"));
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "unencrypted to the cluster") >= 2);
+  }
+}
