@@ -364,7 +364,9 @@ int main(void) {
     return 0;
   }
 
-  char *socket_path = top_level_string(&in, PROTO_SOCKET_KEY, PROTO_DEFAULT_SOCKET);
+  const char *socket_env = getenv(PROTO_SOCKET_ENV);
+  char *socket_path = top_level_string(&in, PROTO_SOCKET_KEY,
+                                       socket_env && *socket_env ? socket_env : PROTO_DEFAULT_SOCKET);
   struct buf body = {0}, reply = {0};
   request_body(&body, &in);
   if (exchange(socket_path, &body, &reply) == 0) {

@@ -12,6 +12,7 @@
 #define PROTO_EXIT_CODE_HEADER "Cni-Exit-Code"
 #define PROTO_SOCKET_KEY "agentSocket"
 #define PROTO_DEFAULT_SOCKET "/run/ipsec-cni/cni.sock"
+#define PROTO_SOCKET_ENV "IPSEC_CNI_AGENT_SOCKET"
 #define PROTO_PENDING_DEL_DIR_NAME "pending-del"
 #define PROTO_PENDING_DEL_SUFFIX ".json"
 #define PROTO_ENV_PREFIX "CNI_"

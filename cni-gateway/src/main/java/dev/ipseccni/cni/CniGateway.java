@@ -209,7 +209,8 @@ public final class CniGateway extends VerticleBase {
   /** A failed ADD leaves nothing behind: the delegate's DEL, then the address back to IPAM. */
   private Future<Void> cleanUpFailedAdd(CniEnvironment env, NetworkConfig config, Allocation allocation) {
     return blocking(() -> delegate.del(env, config, Optional.of(allocation)))
-        .compose(outcome -> request(Addresses.ipamRelease(settings.nodeName()),
+        .onFailure(e -> LOG.log(System.Logger.Level.WARNING, "delegate DEL after a failed ADD failed: " + e))
+        .transform(delegateDone -> request(Addresses.ipamRelease(settings.nodeName()),
             new ReleaseRequest(config.name(), env.containerId(), env.ifName()), Object.class))
         .<Void>mapEmpty()
         .onFailure(e -> LOG.log(System.Logger.Level.WARNING,
@@ -307,7 +308,9 @@ public final class CniGateway extends VerticleBase {
 
   /** Replays pending DELs now; the future completes with how many were replayed successfully. */
   public Future<Integer> replayPendingDeletesNow() {
-    return replay.run(vertx, this::serve);
+    io.vertx.core.Promise<Integer> done = io.vertx.core.Promise.promise();
+    context.runOnContext(v -> replay.run(vertx, this::serve).onComplete(done));
+    return done.future();
   }
 
   // ---- plumbing ----

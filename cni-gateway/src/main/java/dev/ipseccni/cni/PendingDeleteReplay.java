@@ -22,18 +22,18 @@ final class PendingDeleteReplay {
   private static final System.Logger LOG = System.getLogger(PendingDeleteReplay.class.getName());
 
   private final Path dir;
-  private boolean running;
+  private Future<Integer> inFlight;
 
   PendingDeleteReplay(Path dir) {
     this.dir = dir;
   }
 
+  /** Replays what is pending; while a replay runs, returns that one (callers wait for the same round). */
   Future<Integer> run(Vertx vertx, Function<PluginCall, Future<PluginReply>> serve) {
-    if (running) {
-      return Future.succeededFuture(0);
+    if (inFlight != null) {
+      return inFlight;
     }
-    running = true;
-    return vertx.executeBlocking(this::pendingFiles, false)
+    inFlight = vertx.executeBlocking(this::pendingFiles, false)
         .compose(files -> {
           Future<Integer> done = Future.succeededFuture(0);
           for (Path file : files) {
@@ -41,7 +41,8 @@ final class PendingDeleteReplay {
           }
           return done;
         })
-        .onComplete(x -> running = false);
+        .onComplete(x -> inFlight = null);
+    return inFlight;
   }
 
   private Future<Boolean> replayOne(Vertx vertx, Path file, Function<PluginCall, Future<PluginReply>> serve) {

@@ -15,7 +15,7 @@ public final class IpsecCniPlugin {
 
   public static void main(String[] args) throws IOException {
     String stdin = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
-    PluginReply reply = run(PluginCall.of(System.getenv(), stdin));
+    PluginReply reply = run(PluginCall.of(System.getenv(), stdin), System.getenv(PluginProtocol.SOCKET_ENV));
     PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), false,
         StandardCharsets.UTF_8);
     out.print(reply.stdout());
@@ -25,13 +25,19 @@ public final class IpsecCniPlugin {
 
   /** Everything main does except the process's own input and output. */
   public static PluginReply run(PluginCall call) {
+    return run(call, null);
+  }
+
+  /** @param socketFromEnv the socket named by the environment, used when the config names none; may be null */
+  public static PluginReply run(PluginCall call, String socketFromEnv) {
     String command = call.env("CNI_COMMAND");
     String latest = PluginProtocol.SUPPORTED_VERSIONS.get(PluginProtocol.SUPPORTED_VERSIONS.size() - 1);
     String asked = MiniJson.topLevelString(call.stdin(), "cniVersion", latest);
     if (command.equals("VERSION")) {
       return PluginReply.success(versionAnswer(asked));
     }
-    Path socket = Path.of(MiniJson.topLevelString(call.stdin(), PluginProtocol.SOCKET_KEY, PluginProtocol.DEFAULT_SOCKET));
+    String fallback = socketFromEnv == null || socketFromEnv.isEmpty() ? PluginProtocol.DEFAULT_SOCKET : socketFromEnv;
+    Path socket = Path.of(MiniJson.topLevelString(call.stdin(), PluginProtocol.SOCKET_KEY, fallback));
     try {
       return GatewayClient.exchange(socket, call);
     } catch (IOException unreachable) {

@@ -25,8 +25,9 @@ public final class PendingDeletes {
     Path target = dir.resolve(PluginProtocol.pendingDelFileName(
         call.env("CNI_CONTAINERID"), call.env("CNI_IFNAME")));
     Path temp = dir.resolve(".tmp-" + ProcessHandle.current().pid() + "-" + target.getFileName());
-    try (FileChannel out = FileChannel.open(temp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-        StandardOpenOption.WRITE)) {
+    Files.deleteIfExists(temp);
+    try (FileChannel out = FileChannel.open(temp, java.util.Set.of(StandardOpenOption.CREATE_NEW,
+        StandardOpenOption.WRITE), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
       ByteBuffer bytes = ByteBuffer.wrap(call.toJson().getBytes(StandardCharsets.UTF_8));
       while (bytes.hasRemaining()) {
         out.write(bytes);

@@ -18,7 +18,8 @@ import java.util.List;
  * &lt;body&gt;                                  exactly what the plugin prints on stdout
  * </pre>
  *
- * Any other HTTP status means the gateway could not process the call at all; the client
+ * The socket is the config's {@link #SOCKET_KEY}, else {@link #SOCKET_ENV}, else
+ * {@link #DEFAULT_SOCKET}. Any other HTTP status means the gateway could not process the call at all; the client
  * then reports it as a CNI error of its own. VERSION is answered by the client without
  * the agent. When the socket cannot be reached, a DEL is written to {@link #pendingDelDir}
  * (one file per attachment, named by {@link #pendingDelFileName}, content = the request
@@ -35,6 +36,11 @@ public final class PluginProtocol {
   /** The conflist key that names the agent's socket; absent means {@link #DEFAULT_SOCKET}. */
   public static final String SOCKET_KEY = "agentSocket";
   public static final String DEFAULT_SOCKET = "/run/ipsec-cni/cni.sock";
+  /**
+   * Environment variable naming the socket when the config names none (or cannot be read):
+   * for hosts where the runtime's environment, not the conflist, says where the agent is.
+   */
+  public static final String SOCKET_ENV = "IPSEC_CNI_AGENT_SOCKET";
   /** Directory beside the socket where DELs wait for the agent. */
   public static final String PENDING_DEL_DIR_NAME = "pending-del";
   public static final String PENDING_DEL_SUFFIX = ".json";

@@ -1,0 +1,401 @@
+package dev.ipseccni.cni;
+
+import static dev.ipseccni.cni.PluginClient.env;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.BusCodecs;
+import dev.ipseccni.bus.Event;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.PodEvent;
+import dev.ipseccni.cni.plugin.PluginCall;
+import dev.ipseccni.cni.plugin.PluginProtocol;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Both plugin binaries, executed as a runtime executes them, against a running gateway
+ * whose datapath is the real reference bridge plugin inside a node namespace. IPAM is the
+ * in-test responder ({@link InTestIpam}).
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class PluginAgainstGatewayTest {
+  static final String NODE = "cg-node-1";
+  static final String NETWORK = "ipsec-cni";
+  static final String CNI_PATH = "/usr/lib/cni";
+
+  NetnsLab lab;
+  Vertx vertx;
+  InTestIpam ipam;
+  Path dir;
+  Path socket;
+  CniGatewaySettings settings;
+  CniGateway gateway;
+  String deployment;
+  final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
+  int pods;
+
+  @BeforeAll
+  void startNode() throws Exception {
+    lab = new NetnsLab();
+    new NodeBridge("cni0", lab.inNode()).ensure(InTestIpam.GATEWAY + "/24", 1400);
+    dir = Files.createTempDirectory("cg-gw");
+    socket = dir.resolve("run").resolve("cni.sock");
+    vertx = Vertx.vertx();
+    BusCodecs.register(vertx.eventBus());
+    ipam = new InTestIpam();
+    await(ipam.register(vertx, NODE));
+    await(vertx.eventBus().<Event>consumer(Addresses.POD_ADDED, m -> events.add(m.body())).completion());
+    await(vertx.eventBus().<Event>consumer(Addresses.POD_DELETED, m -> events.add(m.body())).completion());
+    settings = new CniGatewaySettings(NODE, socket, NETWORK, "cni0", 1400, PluginProtocol.pendingDelDir(socket),
+        PluginProtocol.SUPPORTED_VERSIONS, List.of(Addresses.IPAM), lab.inNode(), Duration.ofSeconds(5),
+        Duration.ofHours(1));
+    startGateway();
+  }
+
+  void startGateway() {
+    gateway = new CniGateway(settings, new EventPublisher(vertx.eventBus(), NODE, 1));
+    deployment = await(vertx.deployVerticle(gateway));
+  }
+
+  void stopGateway() {
+    await(vertx.undeploy(deployment));
+  }
+
+  @AfterAll
+  void stopNode() {
+    if (vertx != null) {
+      await(vertx.close());
+    }
+    if (lab != null) {
+      lab.close();
+    }
+  }
+
+  @BeforeEach
+  void readyAndQuiet() {
+    ipam.ready = true;
+    events.clear();
+  }
+
+  // ---- helpers ----
+
+  static <T> T await(Future<T> future) {
+    try {
+      return future.toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      throw new AssertionError("future failed: " + e, e);
+    }
+  }
+
+  String conf(String version) {
+    return new JsonObject().put("cniVersion", version).put("name", NETWORK).put("type", "ipsec-cni")
+        .put(PluginProtocol.SOCKET_KEY, socket.toString()).put("mtu", 1400).encode();
+  }
+
+  String confWithPrev(String version, JsonObject prevResult) {
+    return new JsonObject(conf(version)).put("prevResult", prevResult).encode();
+  }
+
+  record Pod(String id, String netns, String name) {}
+
+  Pod newPod(PluginClient client) {
+    String name = "pod" + (++pods) + "-" + client.name().toLowerCase();
+    return new Pod("ctr-" + name, lab.pod(name), NetnsLab.PREFIX + name);
+  }
+
+  Map<String, String> cniEnv(String command, Pod pod) {
+    return env("CNI_COMMAND", command, "CNI_CONTAINERID", pod.id(), "CNI_NETNS", pod.netns(), "CNI_IFNAME", "eth0",
+        "CNI_PATH", CNI_PATH, "CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + pod.name());
+  }
+
+  /** The next event of this kind about this container; events about other pods are passed over. */
+  PodEvent nextEvent(String address, Pod pod) throws InterruptedException {
+    while (true) {
+      Event event = events.poll(10, TimeUnit.SECONDS);
+      assertNotNull(event, "no " + address + " event for " + pod.id());
+      if (event.address().equals(address) && ((PodEvent) event.payload()).containerId().equals(pod.id())) {
+        return (PodEvent) event.payload();
+      }
+    }
+  }
+
+  static boolean podHasInterface(Pod pod, String ifName) {
+    return NetnsLab.run("ip", "-n", pod.name(), "link", "show", "dev", ifName) == 0;
+  }
+
+  // ---- the commands ----
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void versionIsAnsweredWithoutTheAgent(PluginClient client) {
+    String stdin = "{\"cniVersion\":\"0.4.0\",\"agentSocket\":\"" + dir.resolve("nobody-here.sock") + "\"}";
+    PluginClient.Run run = client.run(env("CNI_COMMAND", "VERSION", "CNI_NETNS", "dummy", "CNI_IFNAME", "dummy",
+        "CNI_PATH", "dummy"), stdin);
+    assertEquals(0, run.exitCode(), run.stdout());
+    assertEquals("0.4.0", run.json().getString("cniVersion"));
+    assertEquals(new JsonArray(PluginProtocol.SUPPORTED_VERSIONS), run.json().getJsonArray("supportedVersions"));
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void addGivesThePodAnAddressThatReachesTheGatewayAndCheckAndDelFollowIt(PluginClient client) throws Exception {
+    Pod pod = newPod(client);
+    PluginClient.Run add = client.run(cniEnv("ADD", pod), conf("1.0.0"));
+    assertEquals(0, add.exitCode(), add.stdout());
+    JsonObject result = add.json();
+    assertEquals("1.0.0", result.getString("cniVersion"));
+    JsonObject ip = result.getJsonArray("ips").getJsonObject(0);
+    String address = ip.getString("address");
+    assertTrue(address.startsWith("10.128.1.") && address.endsWith("/24"), address);
+    assertEquals(InTestIpam.GATEWAY, ip.getString("gateway"));
+    JsonObject podSide = result.getJsonArray("interfaces").getJsonObject(ip.getInteger("interface"));
+    assertEquals("eth0", podSide.getString("name"));
+    assertEquals(pod.netns(), podSide.getString("sandbox"));
+    assertTrue(NetnsLab.sh("ip", "-n", pod.name(), "-o", "addr", "show", "dev", "eth0").contains(address));
+    assertEquals(0, NetnsLab.run("ip", "netns", "exec", pod.name(), "ping", "-c", "1", "-W", "3",
+        InTestIpam.GATEWAY), "pod cannot ping the gateway");
+    PodEvent added = nextEvent(Addresses.POD_ADDED, pod);
+    assertEquals(new PodEvent(NETWORK, pod.id(), "eth0", "shop", pod.name(), address), added);
+
+    PluginClient.Run check = client.run(cniEnv("CHECK", pod), confWithPrev("1.0.0", result));
+    assertEquals(0, check.exitCode(), check.stdout());
+    assertEquals("", check.stdout());
+
+    NetnsLab.must("ip", "-n", pod.name(), "link", "delete", "eth0");
+    PluginClient.Run broken = client.run(cniEnv("CHECK", pod), confWithPrev("1.0.0", result));
+    assertNotEquals(0, broken.exitCode());
+    assertEquals(CniError.DATAPATH_FAILED, broken.json().getInteger("code"), broken.stdout());
+
+    PluginClient.Run del = client.run(cniEnv("DEL", pod), confWithPrev("1.0.0", result));
+    assertEquals(0, del.exitCode(), del.stdout());
+    assertEquals("", del.stdout());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+    assertEquals(address, nextEvent(Addresses.POD_DELETED, pod).address());
+    PluginClient.Run again = client.run(cniEnv("DEL", pod), conf("1.0.0"));
+    assertEquals(0, again.exitCode(), "a repeated DEL succeeds: " + again.stdout());
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void delRemovesThePodInterfaceAndItsHostVeth(PluginClient client) {
+    Pod pod = newPod(client);
+    PluginClient.Run add = client.run(cniEnv("ADD", pod), conf("1.0.0"));
+    assertEquals(0, add.exitCode(), add.stdout());
+    String hostVeth = add.json().getJsonArray("interfaces").getJsonObject(1).getString("name");
+    assertEquals(0, NetnsLab.run("ip", "-n", lab.node, "link", "show", "dev", hostVeth));
+
+    // containerd sends DEL with an empty CNI_NETNS: the address must still come back.
+    Map<String, String> delEnv = cniEnv("DEL", pod);
+    PluginClient.Run del = client.run(delEnv, conf("1.0.0"));
+    assertEquals(0, del.exitCode(), del.stdout());
+    assertFalse(podHasInterface(pod, "eth0"));
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+    assertNotEquals(0, NetnsLab.run("ip", "-n", lab.node, "link", "show", "dev", hostVeth), "host veth left behind");
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void delWithEmptyNetnsReleasesTheAddress(PluginClient client) {
+    Pod pod = newPod(client);
+    assertEquals(0, client.run(cniEnv("ADD", pod), conf("1.0.0")).exitCode());
+    Map<String, String> delEnv = cniEnv("DEL", pod);
+    delEnv.put("CNI_NETNS", "");
+    PluginClient.Run del = client.run(delEnv, conf("1.0.0"));
+    assertEquals(0, del.exitCode(), del.stdout());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void addOfAnExistingInterfaceFailsAndLeavesThePodAlone(PluginClient client) {
+    Pod pod = newPod(client);
+    assertEquals(0, client.run(cniEnv("ADD", pod), conf("1.0.0")).exitCode());
+    PluginClient.Run second = client.run(cniEnv("ADD", pod), conf("1.0.0"));
+    assertEquals(CniError.INTERFACE_EXISTS, second.json().getInteger("code"), second.stdout());
+    assertNotEquals(0, second.exitCode());
+    assertTrue(ipam.holds(NETWORK, pod.id(), "eth0"), "the first ADD's address was released");
+    assertEquals(0, NetnsLab.run("ip", "netns", "exec", pod.name(), "ping", "-c", "1", "-W", "3",
+        InTestIpam.GATEWAY), "the first ADD's interface was harmed");
+    assertEquals(0, client.run(cniEnv("DEL", pod), conf("1.0.0")).exitCode());
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void failedAddReleasesItsAddress(PluginClient client) throws IOException {
+    Pod pod = newPod(client);
+    Path notANetns = Files.createTempFile(dir, "cg-not-a-netns", "");
+    Map<String, String> env = cniEnv("ADD", pod);
+    env.put("CNI_NETNS", notANetns.toString());
+    PluginClient.Run add = client.run(env, conf("1.0.0"));
+    assertEquals(CniError.DATAPATH_FAILED, add.json().getInteger("code"), add.stdout());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"), "failed ADD leaked its address");
+    assertTrue(events.stream().noneMatch(e -> ((PodEvent) e.payload()).containerId().equals(pod.id())),
+        "a failed ADD published " + events);
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void gcReleasesEveryAttachmentNotInTheValidList(PluginClient client) throws Exception {
+    Pod kept = newPod(client);
+    Pod stale = newPod(client);
+    assertEquals(0, client.run(cniEnv("ADD", kept), conf("1.0.0")).exitCode());
+    assertEquals(0, client.run(cniEnv("ADD", stale), conf("1.0.0")).exitCode());
+    String stdin = new JsonObject(conf("1.1.0")).put("cni.dev/valid-attachments",
+        new JsonArray().add(new JsonObject().put("containerID", kept.id()).put("ifname", "eth0"))).encode();
+    PluginClient.Run gc = client.run(env("CNI_COMMAND", "GC", "CNI_PATH", CNI_PATH), stdin);
+    assertEquals(0, gc.exitCode(), gc.stdout());
+    assertEquals("", gc.stdout());
+    assertTrue(ipam.holds(NETWORK, kept.id(), "eth0"));
+    assertFalse(ipam.holds(NETWORK, stale.id(), "eth0"));
+    assertEquals(stale.id(), nextEvent(Addresses.POD_DELETED, stale).containerId());
+    assertEquals(0, client.run(cniEnv("DEL", kept), conf("1.0.0")).exitCode());
+    assertEquals(0, client.run(cniEnv("DEL", stale), conf("1.0.0")).exitCode());
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void statusAndAddWaitUntilTheNodeIsReady(PluginClient client) {
+    ipam.ready = false;
+    PluginClient.Run status = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
+    assertEquals(CniError.NOT_AVAILABLE, status.exitCode(), status.stdout());
+    assertTrue(status.json().getString("msg").contains("no block lease"), status.stdout());
+    Pod pod = newPod(client);
+    PluginClient.Run add = client.run(cniEnv("ADD", pod), conf("1.0.0"));
+    assertEquals(CniError.TRY_AGAIN_LATER, add.json().getInteger("code"), add.stdout());
+    assertFalse(podHasInterface(pod, "eth0"));
+
+    ipam.ready = true;
+    PluginClient.Run ready = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
+    assertEquals(0, ready.exitCode(), ready.stdout());
+    assertEquals("", ready.stdout());
+  }
+
+  // ---- errors ----
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void malformedConfigIsADecodeFailure(PluginClient client) {
+    Map<String, String> env = cniEnv("ADD", newPod(client));
+    env.put(PluginProtocol.SOCKET_ENV, socket.toString());
+    PluginClient.Run run = client.run(env, "{\"cniVersion\": \"1.0.0\", \"name\": ");
+    assertEquals(CniError.DECODE_FAILURE, run.exitCode(), run.stdout());
+    assertEquals(CniError.DECODE_FAILURE, run.json().getInteger("code"));
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void unsupportedVersionIsIncompatible(PluginClient client) {
+    Pod pod = newPod(client);
+    for (String version : List.of("0.2.0", "9.9.9")) {
+      PluginClient.Run run = client.run(cniEnv("ADD", pod), conf(version));
+      assertEquals(CniError.INCOMPATIBLE_VERSION, run.json().getInteger("code"), run.stdout());
+      assertEquals(version, run.json().getString("cniVersion"));
+    }
+    assertFalse(podHasInterface(pod, "eth0"));
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void missingOrInvalidEnvironmentIsCode4(PluginClient client) {
+    Pod pod = newPod(client);
+    Map<String, Map<String, String>> cases = Map.of(
+        "CNI_NETNS", without(cniEnv("ADD", pod), "CNI_NETNS"),
+        "CNI_CONTAINERID", with(cniEnv("ADD", pod), "CNI_CONTAINERID", "-starts-with-dash"),
+        "CNI_IFNAME", with(cniEnv("ADD", pod), "CNI_IFNAME", "eth0/../x"),
+        "CNI_IFNAME ", with(cniEnv("DEL", pod), "CNI_IFNAME", "a-name-too-long-x"),
+        "CNI_COMMAND", with(cniEnv("ADD", pod), "CNI_COMMAND", "ATTACH"),
+        "CNI_ARGS", with(cniEnv("ADD", pod), "CNI_ARGS", "K8S_POD_NAME=x;COLOUR=blue"));
+    cases.forEach((variable, env) -> {
+      PluginClient.Run run = client.run(env, conf("1.0.0"));
+      assertEquals(CniError.INVALID_ENVIRONMENT, run.exitCode(), variable + ": " + run.stdout());
+      assertTrue(run.json().getString("msg").contains(variable.strip()), run.stdout());
+    });
+    assertFalse(podHasInterface(pod, "eth0"));
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+  }
+
+  // ---- agent down ----
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void agentDownMeansAddTryLaterDelRecordedAndReplayed(PluginClient client) throws Exception {
+    Pod pod = newPod(client);
+    assertEquals(0, client.run(cniEnv("ADD", pod), conf("1.0.0")).exitCode());
+    nextEvent(Addresses.POD_ADDED, pod);
+    stopGateway();
+    try {
+      PluginClient.Run add = client.run(cniEnv("ADD", newPod(client)), conf("1.0.0"));
+      assertEquals(CniError.TRY_AGAIN_LATER, add.exitCode(), add.stdout());
+      assertTrue(add.json().getString("msg").contains(socket.toString()), add.stdout());
+      for (String command : List.of("CHECK", "STATUS")) {
+        PluginClient.Run run = client.run(cniEnv(command, pod), conf("1.0.0"));
+        assertEquals(CniError.NOT_AVAILABLE, run.exitCode(), command + ": " + run.stdout());
+      }
+
+      PluginClient.Run del = client.run(cniEnv("DEL", pod), conf("1.0.0"));
+      assertEquals(0, del.exitCode(), del.stdout());
+      Path recorded = settings.pendingDelDir().resolve(PluginProtocol.pendingDelFileName(pod.id(), "eth0"));
+      PluginCall call = PluginCall.fromJson(Files.readString(recorded));
+      assertEquals("DEL", call.env("CNI_COMMAND"));
+      assertEquals(conf("1.0.0"), call.stdin());
+      assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(recorded)));
+      assertTrue(ipam.holds(NETWORK, pod.id(), "eth0"), "nobody was there to release it yet");
+    } finally {
+      startGateway();
+    }
+    await(gateway.replayPendingDeletesNow());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"), "the replayed DEL did not release the address");
+    assertFalse(podHasInterface(pod, "eth0"));
+    assertEquals(NETWORK, nextEvent(Addresses.POD_DELETED, pod).network());
+    try (Stream<Path> left = Files.list(settings.pendingDelDir())) {
+      assertEquals(List.of(), left.toList());
+    }
+  }
+
+  @Test
+  void socketIsOnlyForRoot() throws IOException {
+    assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
+  }
+
+  @Test
+  void gatewayAnswersItsOwnStatus() {
+    var reply = await(vertx.eventBus().<dev.ipseccni.bus.message.ComponentStatus>request(
+        Addresses.nodeStatus(NODE, Addresses.CNI_GATEWAY), null));
+    assertTrue(reply.body().ready(), reply.body().toString());
+  }
+
+  private static Map<String, String> without(Map<String, String> env, String name) {
+    env.remove(name);
+    return env;
+  }
+
+  private static Map<String, String> with(Map<String, String> env, String name, String value) {
+    env.put(name, value);
+    return env;
+  }
+}
