@@ -1,0 +1,344 @@
+package dev.ipseccni.tunnel;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.Event;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.ComponentStatus;
+import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.NodeBlockLease;
+import dev.ipseccni.bus.message.TunnelEvent;
+import dev.ipseccni.tunnel.vici.ViciCommandException;
+import dev.ipseccni.tunnel.vici.ViciMessage;
+import dev.ipseccni.tunnel.vici.ViciSession;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.WorkerExecutor;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Keeps charon's connections equal to the peer set: one tunnel per peer lease.
+ *
+ * <p>Leases arrive as lease.acquired / renewed / released events (our own among them).
+ * A reconcile compares the desired tunnels with what charon has (get-conns, list-sas) and
+ * loads, unloads and initiates; it runs on every lease change, on charon's up/down events
+ * and on a timer. A dropped VICI socket (charon restarted) leads to a new session and a
+ * reload of everything. Tunnels that come up or go down are published as tunnel.up /
+ * tunnel.down. The service answers its node-status address: ready while charon answers.
+ *
+ * <p>Threads: all state lives on this verticle's event loop; every VICI call runs on a
+ * one-thread worker, so calls are serialised and never block the loop.
+ */
+public final class TunnelService extends VerticleBase {
+  private static final Logger LOG = Logger.getLogger(TunnelService.class.getName());
+
+  private final TunnelSettings settings;
+  private final EventPublisher events;
+
+  // event-loop state
+  private final Map<String, NodeBlockLease> leases = new TreeMap<>();
+  private Map<String, PeerTunnel> applied = new HashMap<>();
+  private Map<String, PeerTunnel> upTunnels = new HashMap<>();
+  private String charonProblem = "not yet contacted";
+  private boolean reconciling;
+  private boolean pending;
+  private boolean pendingInitiateAll;
+  private long timer = -1;
+  private boolean stopped;
+
+  // worker state
+  private WorkerExecutor worker;
+  private TunnelRenderer renderer;
+  private ViciSession session;
+  private String lastRendered = "";
+
+  public TunnelService(TunnelSettings settings, EventPublisher events) {
+    this.settings = settings;
+    this.events = events;
+  }
+
+  @Override
+  public Future<?> start() {
+    worker = vertx.createSharedWorkerExecutor("tunnel-vici-" + settings.nodeName(), 1);
+    return worker.executeBlocking(() -> ClusterSecret.load(settings.secretFile()))
+        .compose(secret -> {
+          renderer = new TunnelRenderer(settings, secret);
+          List<Future<?>> registered = new ArrayList<>();
+          registered.add(consumer(Addresses.LEASE_ACQUIRED, this::onLease));
+          registered.add(consumer(Addresses.LEASE_RENEWED, this::onLease));
+          registered.add(consumer(Addresses.LEASE_RELEASED, this::onLeaseReleased));
+          MessageConsumer<Object> status = vertx.eventBus()
+              .consumer(Addresses.nodeStatus(settings.nodeName(), Addresses.TUNNEL), this::onStatus);
+          registered.add(status.completion());
+          return Future.all(registered);
+        })
+        .andThen(ok -> {
+          if (ok.succeeded()) {
+            timer = vertx.setPeriodic(settings.reconcileInterval().toMillis(), id -> requestReconcile(true));
+            requestReconcile(false);
+          }
+        });
+  }
+
+  @Override
+  public Future<?> stop() {
+    stopped = true;
+    if (timer >= 0) {
+      vertx.cancelTimer(timer);
+    }
+    // charon keeps its tunnels without us: stopping the agent must not cut pod traffic.
+    return worker.executeBlocking(() -> {
+      if (session != null) {
+        session.close();
+      }
+      return null;
+    }).eventually(() -> worker.close());
+  }
+
+  private Future<?> consumer(String address, java.util.function.Consumer<NodeBlockLease> handler) {
+    MessageConsumer<Event> c = vertx.eventBus().consumer(address, (Message<Event> m) -> {
+      if (m.body().payload() instanceof LeaseEvent le) {
+        handler.accept(le.lease());
+      }
+    });
+    return c.completion();
+  }
+
+  private void onLease(NodeBlockLease lease) {
+    NodeBlockLease before = leases.put(lease.node(), lease);
+    if (before == null || !sameShape(before, lease)) {
+      requestReconcile(false);
+    }
+  }
+
+  private void onLeaseReleased(NodeBlockLease lease) {
+    NodeBlockLease current = leases.get(lease.node());
+    // A release of an older claim must not drop a newer one.
+    if (current != null && current.block().equals(lease.block()) && current.epoch() <= lease.epoch()) {
+      leases.remove(lease.node());
+      requestReconcile(false);
+    }
+  }
+
+  private static boolean sameShape(NodeBlockLease a, NodeBlockLease b) {
+    return a.underlayAddress().equals(b.underlayAddress()) && a.block().equals(b.block());
+  }
+
+  private void onStatus(Message<Object> request) {
+    request.reply(charonProblem == null
+        ? ComponentStatus.ready(Addresses.TUNNEL)
+        : ComponentStatus.notReady(Addresses.TUNNEL, "charon does not answer on " + settings.viciSocket() + ": "
+            + charonProblem));
+  }
+
+  /** Tunnels currently up, by connection name (for the agent's state page and for tests). */
+  public Map<String, PeerTunnel> upTunnels() {
+    return Map.copyOf(upTunnels);
+  }
+
+  /**
+   * Runs a reconcile now, or once more after the running one.
+   *
+   * @param initiateAll initiate every missing tunnel, also those the peer is meant to start
+   *     (timer ticks and tunnel-down events); otherwise only those this side initiates
+   */
+  private void requestReconcile(boolean initiateAll) {
+    if (stopped) {
+      return;
+    }
+    if (reconciling) {
+      pending = true;
+      pendingInitiateAll |= initiateAll;
+      return;
+    }
+    reconciling = true;
+    Optional<NodeBlockLease> own = Optional.ofNullable(leases.get(settings.nodeName()));
+    List<NodeBlockLease> all = List.copyOf(leases.values());
+    Map<String, PeerTunnel> appliedNow = Map.copyOf(applied);
+    worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, initiateAll))
+        .onComplete(done -> {
+          reconciling = false;
+          if (done.succeeded()) {
+            apply(done.result());
+          } else {
+            failed(done.cause());
+          }
+          if (pending) {
+            boolean again = pendingInitiateAll;
+            pending = false;
+            pendingInitiateAll = false;
+            requestReconcile(again);
+          }
+        });
+  }
+
+  /** What a reconcile found and did. */
+  private record Outcome(Map<String, PeerTunnel> desired, Map<String, PeerTunnel> applied,
+                         Map<String, PeerTunnel> up) {}
+
+  private Outcome reconcileBlocking(Optional<NodeBlockLease> own, List<NodeBlockLease> all,
+                                    Map<String, PeerTunnel> appliedBefore, boolean initiateAll) throws IOException {
+    boolean fresh = ensureSession();
+    Map<String, PeerTunnel> appliedNow = new HashMap<>(fresh ? Map.of() : appliedBefore);
+    Map<String, PeerTunnel> desired = own.map(o -> renderer.desired(o, all)).orElse(Map.of());
+    List<String> inCharon = session.getConns();
+    if (own.isEmpty()) {
+      // Without our own block there is nothing to render; leave charon as it is.
+      return new Outcome(desired, appliedNow, Map.of());
+    }
+    TunnelPlan plan = TunnelPlan.between(desired, appliedNow, inCharon);
+    for (String name : plan.unload()) {
+      try {
+        session.terminate(name);
+      } catch (ViciCommandException noSa) {
+        // nothing established: fine
+      }
+      session.unloadConn(name);
+      try {
+        session.unloadShared("psk-" + name);
+      } catch (ViciCommandException gone) {
+        // key already gone
+      }
+      appliedNow.remove(name);
+      LOG.info(() -> "unloaded " + name);
+    }
+    for (PeerTunnel t : plan.load()) {
+      session.loadShared(renderer.sharedKey(t));
+      session.loadConn(t.connName(), renderer.connection(t));
+      appliedNow.put(t.connName(), t);
+      LOG.info(() -> "loaded " + t.connName() + " " + t.localBlock() + " <-> " + t.peerBlock() + " via "
+          + t.peerAddress());
+    }
+    appliedNow.keySet().retainAll(desired.keySet());
+    SaState sas = SaState.of(session.listSas(), desired);
+    for (PeerTunnel t : desired.values()) {
+      boolean missing = !sas.up().containsKey(t.connName()) && !sas.busy().contains(t.connName());
+      if (missing && (t.initiator() || initiateAll)) {
+        try {
+          session.initiate(t.connName(), t.connName(), -1);
+        } catch (ViciCommandException e) {
+          LOG.warning("initiate " + t.connName() + ": " + e.errmsg());
+        }
+      }
+    }
+    writeRendered(desired);
+    return new Outcome(desired, appliedNow, sas.up());
+  }
+
+  /** Connects (again) when needed; true when the session is new, so everything must be reloaded. */
+  private boolean ensureSession() throws IOException {
+    if (session != null && session.isOpen()) {
+      session.version();
+      return false;
+    }
+    ViciSession s = ViciSession.connect(settings.viciSocket());
+    try {
+      s.version();
+      s.subscribe("child-updown", e -> vertx.runOnContext(v -> requestReconcile(!e.message().isYes("up"))));
+      s.subscribe("ike-updown", e -> vertx.runOnContext(v -> requestReconcile(!e.message().isYes("up"))));
+    } catch (IOException e) {
+      s.close();
+      throw e;
+    }
+    s.onClose(why -> vertx.runOnContext(v -> requestReconcile(false)));
+    session = s;
+    LOG.info(() -> "connected to charon on " + settings.viciSocket());
+    return true;
+  }
+
+  /**
+   * What list-sas says about the desired tunnels.
+   *
+   * @param up tunnels whose IKE SA is established with an installed CHILD SA
+   * @param busy connections with an SA on its way up (or up), where an initiate would only duplicate it
+   */
+  record SaState(Map<String, PeerTunnel> up, Set<String> busy) {
+    static SaState of(List<ViciMessage> listSas, Map<String, PeerTunnel> desired) {
+      Map<String, PeerTunnel> up = new HashMap<>();
+      Set<String> busy = new HashSet<>();
+      for (ViciMessage sa : listSas) {
+        sa.sections().forEach((name, ike) -> {
+          String state = ike.value("state").orElse("");
+          Map<String, ViciMessage> children = ike.section("child-sas").map(ViciMessage::sections).orElse(Map.of());
+          boolean installed = children.values().stream()
+              .anyMatch(child -> "INSTALLED".equals(child.value("state").orElse("")));
+          if (state.equals("CONNECTING") || (state.equals("ESTABLISHED") && !children.isEmpty())) {
+            busy.add(name);
+          }
+          PeerTunnel t = desired.get(name);
+          if (t != null && state.equals("ESTABLISHED") && installed) {
+            up.put(name, t);
+          }
+        });
+      }
+      return new SaState(up, busy);
+    }
+  }
+
+  /** The swanctl.conf equivalent, 0600 (it holds keys), replaced atomically, only when it changes. */
+  private void writeRendered(Map<String, PeerTunnel> desired) throws IOException {
+    String text = renderer.swanctlConf(desired.values());
+    Path target = settings.renderedConfig();
+    if (text.equals(lastRendered) && Files.exists(target)) {
+      return;
+    }
+    Path dir = target.toAbsolutePath().getParent();
+    Files.createDirectories(dir);
+    Path tmp = Files.createTempFile(dir, ".swanctl", ".tmp",
+        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    try {
+      Files.writeString(tmp, text);
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    lastRendered = text;
+  }
+
+  private void apply(Outcome outcome) {
+    charonProblem = null;
+    applied = outcome.applied();
+    for (PeerTunnel t : outcome.up().values()) {
+      if (!upTunnels.containsKey(t.connName())) {
+        events.publish(Addresses.TUNNEL_UP, new TunnelEvent(t.peerNode(), t.peerBlock(), ""));
+      }
+    }
+    for (PeerTunnel t : upTunnels.values()) {
+      if (!outcome.up().containsKey(t.connName())) {
+        String reason = outcome.desired().containsKey(t.connName()) ? "IKE or CHILD SA down" : "peer lease gone";
+        events.publish(Addresses.TUNNEL_DOWN, new TunnelEvent(t.peerNode(), t.peerBlock(), reason));
+      }
+    }
+    upTunnels = new HashMap<>(outcome.up());
+  }
+
+  private void failed(Throwable cause) {
+    String problem = cause.getMessage() == null ? cause.toString() : cause.getMessage();
+    if (!problem.equals(charonProblem)) {
+      LOG.log(Level.WARNING, "reconcile failed: " + problem);
+    }
+    charonProblem = problem;
+    // What charon loaded is unknown now: reload all once it answers again.
+    applied = new HashMap<>();
+    for (PeerTunnel t : upTunnels.values()) {
+      events.publish(Addresses.TUNNEL_DOWN, new TunnelEvent(t.peerNode(), t.peerBlock(),
+          "charon does not answer: " + problem));
+    }
+    upTunnels = new HashMap<>();
+  }
+}

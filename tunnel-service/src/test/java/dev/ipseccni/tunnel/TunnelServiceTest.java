@@ -1,0 +1,204 @@
+package dev.ipseccni.tunnel;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.BusCodecs;
+import dev.ipseccni.bus.Event;
+import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.ComponentStatus;
+import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.NodeBlockLease;
+import dev.ipseccni.bus.message.TunnelEvent;
+import dev.ipseccni.tunnel.lab.NetnsLab;
+import dev.ipseccni.tunnel.vici.ViciSession;
+import io.vertx.core.Vertx;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Two nodes, each a namespace with its own charon (libipsec), each with a tunnel service on
+ * one Vert.x: lease events in, tunnels in charon and tunnel events out.
+ */
+class TunnelServiceTest {
+  private static final NodeBlockLease LEASE_A = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1, 0);
+  private static final NodeBlockLease LEASE_B = new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1, 0);
+
+  private NetnsLab lab;
+  private NetnsLab.Charon charonA;
+  private NetnsLab.Charon charonB;
+  private Vertx vertx;
+  private EventPublisher ipam;
+  /** Tunnel events by address and publishing node, so waiting for one never drops another. */
+  private final Map<String, BlockingQueue<TunnelEvent>> tunnelEvents = new ConcurrentHashMap<>();
+  private Path secretFile;
+
+  @BeforeEach
+  void twoNodes() throws Exception {
+    NetnsLab.assumeCharonAndRoot();
+    lab = new NetnsLab();
+    String nsA = lab.namespace("svc-a");
+    String nsB = lab.namespace("svc-b");
+    lab.veth(nsA, "192.168.250.1/24", nsB, "192.168.250.2/24");
+    lab.bridge(nsA, "blk", "10.128.1.1/24");
+    lab.bridge(nsB, "blk", "10.128.2.1/24");
+    charonA = lab.charon(nsA);
+    charonB = lab.charon(nsB);
+
+    secretFile = lab.dir().resolve("cluster.secret");
+    Files.writeString(secretFile, "the-cluster-secret-of-the-service-test-0123456789");
+    Files.setPosixFilePermissions(secretFile, PosixFilePermissions.fromString("rw-------"));
+
+    vertx = Vertx.vertx();
+    BusCodecs.register(vertx.eventBus());
+    vertx.eventBus().<Event>consumer(Addresses.TUNNEL_UP, m -> queue(m.body().address(), m.body().node())
+        .add((TunnelEvent) m.body().payload()));
+    vertx.eventBus().<Event>consumer(Addresses.TUNNEL_DOWN, m -> queue(m.body().address(), m.body().node())
+        .add((TunnelEvent) m.body().payload()));
+    ipam = new EventPublisher(vertx.eventBus(), "ipam-test", 1);
+    deploy("node-a", "192.168.250.1", charonA);
+    deploy("node-b", "192.168.250.2", charonB);
+  }
+
+  private void deploy(String node, String underlay, NetnsLab.Charon charon) throws Exception {
+    TunnelSettings settings = new TunnelSettings(node, underlay, charon.vici(), secretFile, Datapath.LIBIPSEC,
+        Proposals.DEFAULT, Duration.ofMillis(500), lab.dir().resolve(node).resolve("swanctl.conf"));
+    vertx.deployVerticle(new TunnelService(settings, new EventPublisher(vertx.eventBus(), node, 1)))
+        .toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    if (vertx != null) {
+      vertx.close().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+    if (lab != null) {
+      lab.close();
+    }
+  }
+
+  private void publishLeases() {
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_A));
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_B));
+  }
+
+  private BlockingQueue<TunnelEvent> queue(String address, String node) {
+    return tunnelEvents.computeIfAbsent(address + "/" + node, k -> new LinkedBlockingQueue<>());
+  }
+
+  /** The next tunnel event published by {@code node} on {@code address}. */
+  private TunnelEvent next(String address, String node) throws InterruptedException {
+    TunnelEvent e = queue(address, node).poll(30, TimeUnit.SECONDS);
+    assertNotNull(e, "no " + address + " from " + node + " within 30 s\n" + charonA.logTail());
+    return e;
+  }
+
+  private void awaitPing() {
+    NetnsLab.awaitTrue(Duration.ofSeconds(20),
+        () -> NetnsLab.status(charonA.namespace(), "ping", "-c", "1", "-W", "1", "10.128.2.1") == 0,
+        "ping from node-a to node-b's block through the tunnel");
+  }
+
+  private ComponentStatus status(String node) throws Exception {
+    return vertx.eventBus().<ComponentStatus>request(Addresses.nodeStatus(node, Addresses.TUNNEL), "status")
+        .toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).body();
+  }
+
+  @Test
+  void peerLeasesBringUpAnEncryptedTunnel() throws Exception {
+    publishLeases();
+    TunnelEvent upA = next(Addresses.TUNNEL_UP, "node-a");
+    assertEquals("node-b", upA.peer());
+    assertEquals("10.128.2.0/24", upA.peerBlock());
+    next(Addresses.TUNNEL_UP, "node-b");
+    awaitPing();
+    assertTrue(status("node-a").ready());
+
+    Path rendered = lab.dir().resolve("node-a").resolve("swanctl.conf");
+    NetnsLab.awaitTrue(Duration.ofSeconds(10), () -> Files.exists(rendered), "rendered swanctl.conf");
+    assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(rendered)));
+    assertTrue(Files.readString(rendered).contains("peer-node-b {"));
+  }
+
+  @Test
+  void peerLeaseReleaseUnloadsItsConnection() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    ipam.publish(Addresses.LEASE_RELEASED, new LeaseEvent(LEASE_B));
+    TunnelEvent down = next(Addresses.TUNNEL_DOWN, "node-a");
+    assertEquals("node-b", down.peer());
+    try (ViciSession s = charonA.connect()) {
+      NetnsLab.awaitTrue(Duration.ofSeconds(10), () -> {
+        try {
+          return !s.getConns().contains("peer-node-b");
+        } catch (Exception e) {
+          return false;
+        }
+      }, "peer-node-b unloaded from charon on node-a");
+    }
+  }
+
+  @Test
+  void closedTunnelIsInitiatedAgain() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    next(Addresses.TUNNEL_UP, "node-b");
+    try (ViciSession s = charonB.connect()) {
+      s.terminate("peer-node-a");
+    }
+    next(Addresses.TUNNEL_DOWN, "node-b");
+    next(Addresses.TUNNEL_UP, "node-b");
+    awaitPing();
+  }
+
+  @Test
+  void restartedCharonIsReloadedAndTheTunnelReturns() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    lab.stop(charonA);
+    TunnelEvent down = next(Addresses.TUNNEL_DOWN, "node-a");
+    assertEquals("node-b", down.peer());
+    NetnsLab.awaitTrue(Duration.ofSeconds(10), () -> {
+      try {
+        return !status("node-a").ready();
+      } catch (Exception e) {
+        return false;
+      }
+    }, "node-a's tunnel service not ready while charon is down");
+
+    charonA = lab.charon(charonA.namespace());
+    next(Addresses.TUNNEL_UP, "node-a");
+    try (ViciSession s = charonA.connect()) {
+      assertTrue(s.getConns().contains("peer-node-b"), "connection reloaded into the new charon");
+    }
+    assertTrue(status("node-a").ready());
+    awaitPing();
+  }
+
+  @Test
+  void unreadableSecretFailsTheStartWithAClearReason() throws Exception {
+    Path loose = lab.dir().resolve("loose.secret");
+    Files.writeString(loose, "the-cluster-secret-of-the-service-test-0123456789");
+    Files.setPosixFilePermissions(loose, PosixFilePermissions.fromString("rw-r--r--"));
+    TunnelSettings settings = new TunnelSettings("node-x", "192.168.250.9", charonA.vici(), loose, Datapath.LIBIPSEC,
+        Proposals.DEFAULT, Duration.ofSeconds(1), lab.dir().resolve("x.conf"));
+    Throwable failure = vertx.deployVerticle(new TunnelService(settings, ipam))
+        .toCompletionStage().toCompletableFuture().handle((ok, e) -> e).get(30, TimeUnit.SECONDS);
+    assertNotNull(failure, "deployment must fail");
+    assertTrue(String.valueOf(failure.getMessage()).contains("0600"), String.valueOf(failure));
+    assertFalse(String.valueOf(failure.getMessage()).contains("the-cluster-secret"));
+  }
+}
