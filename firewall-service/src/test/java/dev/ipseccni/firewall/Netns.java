@@ -29,8 +29,17 @@ final class Netns implements AutoCloseable {
     return ns;
   }
 
+  /**
+   * Ends the processes left inside (a ruleset monitor of a crashed run would keep the namespace
+   * alive), by PID, then deletes the namespace.
+   */
   static void removeIfPresent(String name) {
     if (new java.io.File("/run/netns/" + name).exists()) {
+      for (String pid : host("ip", "netns", "pids", name).split("\\s+")) {
+        if (!pid.isBlank()) {
+          exec(List.of("kill", pid.strip()), "", false);
+        }
+      }
       host("ip", "netns", "delete", name);
     }
   }
