@@ -25,6 +25,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -36,6 +37,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Both plugin binaries, executed as a runtime executes them, against a running gateway
@@ -293,6 +295,48 @@ class PluginAgainstGatewayTest {
     PluginClient.Run ready = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
     assertEquals(0, ready.exitCode(), ready.stdout());
     assertEquals("", ready.stdout());
+  }
+
+  // ---- versions ----
+
+  @ParameterizedTest
+  @ValueSource(strings = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"})
+  void addAnswersInTheVersionAsked(String version) {
+    PluginClient client = PluginClient.C;
+    Pod pod = newPod(client);
+    PluginClient.Run add = client.run(cniEnv("ADD", pod), conf(version));
+    assertEquals(0, add.exitCode(), add.stdout());
+    JsonObject result = add.json();
+    assertEquals(Set.of("cniVersion", "interfaces", "ips", "routes", "dns"), result.fieldNames());
+    assertEquals(version, result.getString("cniVersion"));
+    boolean legacy = CniVersions.before(version, "1.0.0");
+    JsonArray interfaces = result.getJsonArray("interfaces");
+    assertEquals(3, interfaces.size(), "bridge, host veth, pod interface: " + interfaces);
+    assertEquals(Set.of("name", "mac"), interfaces.getJsonObject(0).fieldNames());
+    assertEquals("cni0", interfaces.getJsonObject(0).getString("name"));
+    assertEquals(Set.of("name", "mac"), interfaces.getJsonObject(1).fieldNames());
+    JsonObject podSide = interfaces.getJsonObject(2);
+    assertEquals(version.equals("1.1.0") ? Set.of("name", "mac", "sandbox", "mtu") : Set.of("name", "mac", "sandbox"),
+        podSide.fieldNames());
+    if (version.equals("1.1.0")) {
+      assertEquals(1400, podSide.getInteger("mtu"));
+    }
+    JsonObject ip = result.getJsonArray("ips").getJsonObject(0);
+    assertEquals(legacy ? Set.of("version", "interface", "address", "gateway") : Set.of("interface", "address", "gateway"),
+        ip.fieldNames());
+    if (legacy) {
+      assertEquals("4", ip.getString("version"));
+    }
+    assertEquals(2, ip.getInteger("interface"));
+    assertEquals(InTestIpam.GATEWAY, ip.getString("gateway"));
+    assertEquals(new JsonArray().add(new JsonObject().put("dst", "0.0.0.0/0")), result.getJsonArray("routes"));
+    assertEquals(new JsonObject(), result.getJsonObject("dns"));
+
+    PluginClient.Run check = client.run(cniEnv("CHECK", pod), confWithPrev(version, result));
+    assertEquals(0, check.exitCode(), "CHECK in " + version + ": " + check.stdout());
+    PluginClient.Run del = client.run(cniEnv("DEL", pod), confWithPrev(version, result));
+    assertEquals(0, del.exitCode(), del.stdout());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
   }
 
   // ---- errors ----

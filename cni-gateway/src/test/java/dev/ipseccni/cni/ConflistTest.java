@@ -1,0 +1,40 @@
+package dev.ipseccni.cni;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.cni.plugin.PluginProtocol;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConflistTest {
+  @Test
+  void conflistNamesThePluginTheSocketAndTheMtuAndLeavesNoTempFile(@TempDir Path confDir) throws IOException {
+    CniGatewaySettings settings = CniGatewaySettings.forNode("n1", Path.of("/run/cg-n1/cni.sock"), 1380,
+        List.of(Addresses.IPAM), List.of());
+    Conflist.write(confDir, settings);
+    Path written = Conflist.write(confDir, settings);
+    JsonObject json = new JsonObject(Files.readString(written));
+    assertEquals("1.0.0", json.getString("cniVersion"));
+    assertEquals(CniGatewaySettings.DEFAULT_NETWORK, json.getString("name"));
+    assertEquals(new JsonArray().add(new JsonObject().put("type", "ipsec-cni")
+        .put(PluginProtocol.SOCKET_KEY, "/run/cg-n1/cni.sock").put("mtu", 1380)), json.getJsonArray("plugins"));
+    try (Stream<Path> files = Files.list(confDir)) {
+      assertEquals(List.of(written), files.toList());
+    }
+  }
+
+  @Test
+  void settingsTellWhatIsWrongWithThem() {
+    IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> CniGatewaySettings.forNode("n1", 100, List.of()));
+    assertEquals("mtu 100 is outside 576..65535", e.getMessage());
+  }
+}
