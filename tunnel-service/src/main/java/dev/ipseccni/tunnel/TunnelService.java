@@ -204,7 +204,8 @@ public final class TunnelService extends VerticleBase {
     TunnelPlan plan = TunnelPlan.between(desired, appliedNow, inCharon);
     for (String name : plan.unload()) {
       try {
-        session.terminate(name);
+        // the peer may be gone: do not wait for its answer
+        session.terminateForced(name);
       } catch (ViciCommandException noSa) {
         // nothing established: fine
       }

@@ -153,9 +153,17 @@ public final class ViciSession implements AutoCloseable {
         .put("timeout", timeoutMillis).put("init-limits", false).build());
   }
 
-  /** Terminates an IKE SA by connection name, waiting for the delete to complete. */
+  /** Terminates an IKE SA by connection name, waiting for the peer to confirm the delete. */
   public void terminate(String ike) throws ViciException {
     call("terminate", ViciMessage.builder().put("ike", ike).put("timeout", 0).build());
+  }
+
+  /**
+   * Terminates an IKE SA without waiting for the peer (which may be gone for good): the
+   * delete is sent once and the SA removed at once.
+   */
+  public void terminateForced(String ike) throws ViciException {
+    call("terminate", ViciMessage.builder().put("ike", ike).put("force", true).put("timeout", 0).build());
   }
 
   /**
@@ -239,6 +247,8 @@ public final class ViciSession implements AutoCloseable {
   private ViciPacket exchange(ViciPacket packet, String what) throws ViciException {
     ensureOpen();
     replies.clear();
+    // a close between the check and the clear would have lost its marker
+    ensureOpen();
     ByteBuffer frame = ViciCodec.encodeFrame(packet);
     try {
       while (frame.hasRemaining()) {
