@@ -6,6 +6,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -33,8 +34,9 @@ public final class Iptables {
     return new Iptables(settings.commandPrefix(), settings.iptablesSave(), settings.iptablesRestore());
   }
 
-  public SavedTable save(String table) throws IptablesException {
-    return SavedTable.parse(table, run(List.of(save, "-t", table), ""));
+  /** All tables in one iptables-save: one command per check, however many tables we own chains in. */
+  public Map<String, SavedTable> save() throws IptablesException {
+    return SavedTable.parseAll(run(List.of(save), ""));
   }
 
   /** Applies a restore script; nothing is flushed except the chains the script declares. */

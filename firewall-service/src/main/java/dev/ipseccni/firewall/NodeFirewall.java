@@ -28,6 +28,8 @@ public final class NodeFirewall {
   private final Set<String> movedAbove = new HashSet<>();
   /** Rules as this iptables prints them, where that differs from how we wrote them. */
   private final Map<List<String>, List<String>> printedForm = new HashMap<>();
+  /** Rule lists already read back once after writing them; their printed form is known. */
+  private final Set<List<String>> readBack = new HashSet<>();
 
   public NodeFirewall(FirewallSettings settings) {
     List<String> errors = settings.errors();
@@ -62,7 +64,9 @@ public final class NodeFirewall {
     }
     if (!repaired.isEmpty()) {
       apply(scripts);
-      learnPrintedForm(desired);
+      if (!readBack.containsAll(desired.stream().map(OwnChain::rules).toList())) {
+        learnPrintedForm(desired);
+      }
       LOG.info(() -> "firewall repaired: " + String.join("; ", repaired));
     }
     return new Enforcement(desired.stream().map(OwnChain::label).toList(), repaired, notRepaired);
@@ -172,11 +176,9 @@ public final class NodeFirewall {
   }
 
   private Map<String, SavedTable> saveTables(List<OwnChain> chains) throws IptablesException {
-    Map<String, SavedTable> saved = new HashMap<>();
+    Map<String, SavedTable> saved = new HashMap<>(iptables.save());
     for (OwnChain chain : chains) {
-      if (!saved.containsKey(chain.table())) {
-        saved.put(chain.table(), iptables.save(chain.table()));
-      }
+      saved.putIfAbsent(chain.table(), new SavedTable(chain.table(), Map.of()));
     }
     return saved;
   }
@@ -200,6 +202,7 @@ public final class NodeFirewall {
   private void learnPrintedForm(List<OwnChain> desired) throws IptablesException {
     Map<String, SavedTable> saved = saveTables(desired);
     for (OwnChain chain : desired) {
+      readBack.add(chain.rules());
       List<String> printed = saved.get(chain.table()).rules(chain.name());
       if (!printed.equals(chain.rules()) && printed.size() == chain.rules().size()) {
         LOG.warning(() -> "iptables prints " + chain.label() + " differently from how it was written; "

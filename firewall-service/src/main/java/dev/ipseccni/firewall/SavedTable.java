@@ -12,6 +12,18 @@ import java.util.Optional;
  */
 public record SavedTable(String table, Map<String, List<String>> chains) {
 
+  /** Every table in the output of a plain iptables-save; a table not printed is absent from the map. */
+  public static Map<String, SavedTable> parseAll(String saveOutput) {
+    Map<String, SavedTable> tables = new LinkedHashMap<>();
+    for (String line : saveOutput.split("\n")) {
+      if (line.startsWith("*")) {
+        String table = line.substring(1).strip();
+        tables.put(table, parse(table, saveOutput));
+      }
+    }
+    return tables;
+  }
+
   public static SavedTable parse(String table, String saveOutput) {
     Map<String, List<String>> chains = new LinkedHashMap<>();
     boolean inTable = false;
