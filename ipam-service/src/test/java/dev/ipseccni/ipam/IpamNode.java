@@ -182,6 +182,8 @@ public final class IpamNode {
       this.node = node;
       this.prefix = prefix;
       this.concurrency = concurrency;
+      // What an earlier run left is released first, oldest first, like any other allocation.
+      services.get(node).view().allocations().forEach(a -> live.add(a.containerId()));
     }
 
     void start() {
