@@ -1,0 +1,160 @@
+package dev.ipseccni.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * The lab itself, without agents: the topology a node sees, one charon per node, and a
+ * {@code down} that leaves nothing behind however the previous run ended.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class LabScriptTest {
+
+  private static final Duration GONE = Duration.ofSeconds(30);
+  private LabHarness lab;
+
+  @BeforeAll
+  void harness() {
+    lab = new LabHarness();
+  }
+
+  @AfterAll
+  void tearDown() {
+    if (lab != null) {
+      lab.close();
+    }
+  }
+
+  @Test
+  void charonAnswersOnEveryNodeEachWithItsOwnSocket() {
+    lab.lab("up", "3", "--no-agent");
+    Set<Long> pids = new HashSet<>();
+    for (int node = 1; node <= 3; node++) {
+      Path socket = lab.nodeDir(node).resolve("charon.vici");
+      LabHarness.Result stats = lab.exec(String.valueOf(node), "swanctl", "--stats", "--uri", "unix://" + socket)
+          .orFail("swanctl --stats on node" + node);
+      assertTrue(stats.stdout().contains("kernel-libipsec"), "node" + node + " charon runs libipsec: " + stats.stdout());
+      assertTrue(stats.stdout().contains("vici"), stats.stdout());
+      pids.add(lab.pid("charon", node).orElseThrow(() -> new AssertionError("no charon pid")));
+    }
+    assertEquals(3, pids.size(), "one charon per node");
+  }
+
+  @Test
+  void nodesRouteThroughTheRouterToTheOutsideAndPodTrafficThereIsCounted() {
+    lab.lab("up", "2", "--no-agent", "--no-charon");
+    lab.exec("1", "ping", "-c", "1", "-W", "5", LabHarness.address(2)).orFail("node1 -> node2 on the underlay");
+    lab.exec("2", "ping", "-c", "1", "-W", "5", "198.51.100.10").orFail("node2 -> outside through the router");
+    assertEquals("0", lab.lab("leaks").stdout().trim());
+
+    // No tunnel, no guard: a packet to a remote pod block follows the default route and
+    // shows up on the router in plaintext. The lab has to make that visible.
+    LabHarness.Result ping = lab.exec("1", "ping", "-c", "1", "-W", "2", "10.128.2.2");
+    assertNotEquals(0, ping.exitCode(), "nothing answers for a pod address");
+    assertNotEquals("0", lab.lab("leaks").stdout().trim(), "the plaintext packet reached the router");
+  }
+
+  @Test
+  void eachNodeHasItsOwnAgentSocketStateAndConfig() throws IOException {
+    lab.lab("up", "2", "--no-agent", "--no-charon", "--services", "ipam,tunnel");
+    Set<String> paths = new HashSet<>();
+    for (int node = 1; node <= 2; node++) {
+      Path config = Path.of(lab.lab("config", String.valueOf(node)).stdout().trim());
+      JsonNode c = LabHarness.JSON.readTree(config.toFile());
+      assertEquals("node" + node, c.path("nodeName").asText());
+      assertEquals(LabHarness.address(node), c.path("underlayAddress").asText());
+      assertEquals(LabHarness.address(node), c.path("api").path("address").asText());
+      assertEquals("10.128." + node + ".0/24", c.path("network").path("preferredBlock").asText());
+      List<String> services = new ArrayList<>();
+      c.path("services").forEach(s -> services.add(s.asText()));
+      assertEquals(List.of("ipam", "tunnel"), services);
+      assertEquals(2, c.path("cluster").path("members").size());
+      for (String key : List.of("cniSocket", "stateDir", "cniConfDir")) {
+        String path = c.path(key).asText();
+        assertTrue(path.startsWith(lab.nodeDir(node).toString()), key + " lives in node" + node + "'s dir: " + path);
+        assertTrue(paths.add(path), key + " is not shared between nodes: " + path);
+      }
+      assertTrue(paths.add(c.path("charon").path("viciSocket").asText()));
+      Path secret = Path.of(c.path("secretFile").asText());
+      assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE),
+          Files.getPosixFilePermissions(secret));
+      assertTrue(Files.size(secret) >= 32);
+    }
+  }
+
+  @Test
+  void downTwiceLeavesNothingBehind() throws IOException {
+    lab.lab("up", "2", "--no-agent");
+    Path labDir = lab.labDir();
+    List<Long> pids = new ArrayList<>();
+    for (int node = 1; node <= 2; node++) {
+      pids.add(lab.pid("charon", node).orElseThrow());
+    }
+
+    lab.lab("down");
+    lab.lab("down");
+
+    assertNothingLeft(labDir, pids);
+  }
+
+  @Test
+  void upAfterACrashedRunStartsClean() throws IOException {
+    lab.lab("up", "1", "--no-agent");
+    Path labDir = lab.labDir();
+    long stale = lab.pid("charon", 1).orElseThrow();
+    // A crashed run that also lost its records: the charon is still running, no pid file points at it.
+    deleteRecursively(labDir);
+
+    lab.lab("up", "1", "--no-agent");
+    LabHarness.await(GONE, "the stale charon " + stale + " gone",
+        () -> ProcessHandle.of(stale).map(p -> !p.isAlive()).orElse(true));
+    long fresh = lab.pid("charon", 1).orElseThrow();
+    assertNotEquals(stale, fresh);
+    lab.exec("1", "swanctl", "--stats").orFail("the new charon answers");
+
+    lab.lab("down");
+    assertNothingLeft(labDir, List.of(stale, fresh));
+  }
+
+  private void assertNothingLeft(Path labDir, List<Long> pids) throws IOException {
+    assertEquals(List.of(), lab.namespaces().stream().filter(n -> n.startsWith("lab-")).toList(),
+        "no lab namespace remains");
+    Path etcNetns = Path.of("/etc/netns");
+    if (Files.isDirectory(etcNetns)) {
+      try (Stream<Path> entries = Files.list(etcNetns)) {
+        assertEquals(List.of(), entries.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("lab-")).toList(),
+            "no /etc/netns/lab-* remains");
+      }
+    }
+    assertFalse(Files.exists(labDir), labDir + " removed");
+    for (long pid : pids) {
+      assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "process " + pid + " is gone");
+    }
+  }
+
+  private static void deleteRecursively(Path dir) throws IOException {
+    try (Stream<Path> walk = Files.walk(dir)) {
+      for (Path p : walk.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) {
+        Files.delete(p);
+      }
+    }
+  }
+}
