@@ -20,6 +20,8 @@ public final class RulesetMonitor {
   private final Runnable onChange;
   private volatile Process process;
   private volatile boolean stopped;
+  /** The last exit reported, so a monitor that cannot run is not logged at every restart. */
+  private volatile String lastExit = "";
 
   public RulesetMonitor(List<String> prefix, List<String> monitorCommand, Runnable onChange) {
     List<String> full = new ArrayList<>(prefix);
@@ -72,10 +74,11 @@ public final class RulesetMonitor {
     } catch (IOException e) {
       // the process went away; reported below
     }
-    if (!stopped) {
-      String lastLine = last;
-      LOG.warning(() -> "'" + String.join(" ", command) + "' exited"
-          + (lastLine.isEmpty() ? "" : " (last output: " + lastLine + ")") + "; restarted at the next check");
+    String exit = "'" + String.join(" ", command) + "' exited"
+        + (last.isEmpty() ? "" : " (last output: " + last + ")") + "; restarted at the next check";
+    if (!stopped && !exit.equals(lastExit)) {
+      lastExit = exit;
+      LOG.warning(exit);
     }
   }
 }
