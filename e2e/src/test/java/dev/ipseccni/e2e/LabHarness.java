@@ -76,6 +76,13 @@ final class LabHarness implements AutoCloseable {
     return labResult(args.toArray(String[]::new));
   }
 
+  /** Runs a command in a lab namespace with the given environment and standard input. */
+  Result exec(String where, java.util.Map<String, String> env, String stdin, String... command) {
+    List<String> args = new ArrayList<>(List.of(script.toString(), "exec", where));
+    args.addAll(List.of(command));
+    return run(args, env, stdin);
+  }
+
   Path labDir() {
     return Path.of(lab("dir").stdout().trim());
   }
@@ -173,14 +180,27 @@ final class LabHarness implements AutoCloseable {
   }
 
   private static Result run(List<String> command) {
+    return run(command, java.util.Map.of(), null);
+  }
+
+  private static Result run(List<String> command, java.util.Map<String, String> env, String stdin) {
     try {
       // Output goes to files: the lab starts background processes, and a pipe they
       // inherited by mistake would keep a reader waiting for ever.
       Path out = Files.createTempFile("lab-out", ".txt");
       Path err = Files.createTempFile("lab-err", ".txt");
       try {
-        Process p = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-            .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        Path in = Files.createTempFile("lab-in", ".txt");
+        Files.writeString(in, stdin == null ? "" : stdin, StandardCharsets.UTF_8);
+        ProcessBuilder builder = new ProcessBuilder(command).redirectInput(in.toFile())
+            .redirectOutput(out.toFile()).redirectError(err.toFile());
+        builder.environment().putAll(env);
+        Process p;
+        try {
+          p = builder.start();
+        } finally {
+          Files.deleteIfExists(in);
+        }
         if (!p.waitFor(COMMAND_DEADLINE.toSeconds(), TimeUnit.SECONDS)) {
           p.destroyForcibly();
           throw new AssertionError(String.join(" ", command) + " still running after " + COMMAND_DEADLINE

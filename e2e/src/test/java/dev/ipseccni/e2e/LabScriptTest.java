@@ -14,6 +14,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -97,6 +98,22 @@ class LabScriptTest {
       assertEquals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE),
           Files.getPosixFilePermissions(secret));
       assertTrue(Files.size(secret) >= 32);
+    }
+  }
+
+  @Test
+  void pluginRunOnANodeTalksToThatNodesAgent() {
+    Path plugin = lab.repoRoot().resolve("cni-gateway/target/ipsec-cni");
+    assertTrue(Files.isExecutable(plugin), "the plugin binary is built: " + plugin);
+    lab.lab("up", "2", "--no-agent", "--no-charon");
+    // No agent runs: the plugin's error names the socket it tried, which must be its own node's.
+    String config = "{\"cniVersion\":\"1.0.0\",\"name\":\"ipsec-cni\",\"type\":\"ipsec-cni\"}";
+    for (int node = 1; node <= 2; node++) {
+      LabHarness.Result status = lab.exec(String.valueOf(node), Map.of("CNI_COMMAND", "STATUS", "CNI_PATH", "/usr/lib/cni"),
+          config, plugin.toString());
+      assertNotEquals(0, status.exitCode(), status.stdout());
+      assertTrue(status.stdout().contains(lab.nodeDir(node).resolve("state/cni.sock").toString()),
+          "node" + node + "'s plugin asks node" + node + "'s agent: " + status.stdout());
     }
   }
 
