@@ -133,6 +133,34 @@ class LabScriptTest {
   }
 
   @Test
+  void agentRestartsAfterKillAndDownClearsEvenAStoppedOne() throws IOException {
+    lab.lab("up", "1", "--services", "");
+    Path labDir = lab.labDir();
+    long first = lab.pid("agent", 1).orElseThrow(() -> new AssertionError("agent not recorded"));
+    assertEquals(0, lab.exec("1", "curl", "-sf", "-m", "3", "http://" + LabHarness.address(1) + ":9750/healthz").exitCode());
+
+    lab.lab("kill-agent", "1");
+    assertFalse(ProcessHandle.of(first).map(ProcessHandle::isAlive).orElse(false), "kill-agent waits until it is gone");
+    assertTrue(lab.pid("agent", 1).isEmpty());
+
+    lab.lab("start-agent", "1");
+    long second = lab.pid("agent", 1).orElseThrow();
+    assertNotEquals(first, second);
+    assertEquals("node1", lab.state(1).orElseThrow().path("node").asText());
+
+    lab.lab("stop-agent", "1");
+    assertFalse(ProcessHandle.of(second).map(ProcessHandle::isAlive).orElse(false), "stop-agent waits for the exit");
+    assertTrue(lab.lab("status").stdout().contains("agent: down"), "status shows the stopped agent");
+    lab.lab("start-agent", "1");
+    long third = lab.pid("agent", 1).orElseThrow();
+
+    // A run that dies while an agent is SIGSTOP'd must not leave it hanging on.
+    lab.lab("pause-agent", "1");
+    lab.lab("down");
+    assertNothingLeft(labDir, List.of(first, second, third));
+  }
+
+  @Test
   void upAfterACrashedRunStartsClean() throws IOException {
     lab.lab("up", "1", "--no-agent");
     Path labDir = lab.labDir();
