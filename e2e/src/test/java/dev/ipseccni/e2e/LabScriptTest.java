@@ -102,6 +102,52 @@ class LabScriptTest {
   }
 
   @Test
+  void podsAreWiredByARealCniAddAndOnlyMasqueradedTrafficGetsOut() throws IOException {
+    lab.lab("up", "1", "--no-agent", "--no-charon");
+    Path nat = bridgeConflist("nat", true);
+    Path plain = bridgeConflist("plain", false);
+
+    JsonNode result = LabHarness.JSON.readTree(lab.lab("pod", "add", "1", "web", "--conf", nat.toString()).stdout());
+    String web = result.path("ips").path(0).path("address").asText();
+    assertTrue(web.startsWith("10.128.1."), "address from node1's block: " + result);
+    lab.lab("pod", "add", "1", "db", "--conf", plain.toString());
+    String db = lab.lab("pod", "addr", "db").stdout().trim();
+    assertNotEquals(web.split("/")[0], db);
+    assertTrue(lab.namespaces().containsAll(List.of("lab-pod-web", "lab-pod-db")));
+
+    lab.exec("pod-web", "ping", "-c", "1", "-W", "5", db).orFail("pod to pod on the node's bridge");
+    lab.exec("pod-web", "ping", "-c", "1", "-W", "5", "198.51.100.10").orFail("masqueraded pod to the outside host");
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "masqueraded traffic carries the node address");
+
+    // Without NAT the outside host cannot answer a pod address, and the router saw it.
+    assertNotEquals(0, lab.exec("pod-db", "ping", "-c", "1", "-W", "2", "198.51.100.10").exitCode());
+    assertNotEquals("0", lab.lab("leaks").stdout().trim());
+
+    lab.lab("pod", "del", "web");
+    assertFalse(lab.namespaces().contains("lab-pod-web"));
+    assertFalse(Files.exists(lab.nodeDir(1).resolve("state/host-local/lab-pods/" + web.split("/")[0])),
+        "DEL released the address");
+    lab.lab("down");
+    assertFalse(lab.namespaces().contains("lab-pod-db"), "down removes pods too");
+  }
+
+  /**
+   * The reference bridge + host-local plugins on node1's block, their state in node1's dir.
+   * One network name for both variants: host-local then hands out distinct addresses.
+   */
+  private Path bridgeConflist(String name, boolean masquerade) throws IOException {
+    Path file = Files.createTempFile("lab-" + name, ".conflist");
+    file.toFile().deleteOnExit();
+    Files.writeString(file, """
+        {"cniVersion": "1.0.0", "name": "lab-pods", "plugins": [{
+          "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": %s,
+          "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.128.1.0/24"}]],
+                   "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "%s"}}]}
+        """.formatted(masquerade, lab.nodeDir(1).resolve("state/host-local")));
+    return file;
+  }
+
+  @Test
   void pluginRunOnANodeTalksToThatNodesAgent() {
     Path plugin = lab.repoRoot().resolve("cni-gateway/target/ipsec-cni");
     assertTrue(Files.isExecutable(plugin), "the plugin binary is built: " + plugin);
