@@ -108,7 +108,9 @@ public final class BlockLeases {
     if (live.isEmpty()) {
       return Optional.empty();
     }
-    return Optional.of("the cluster's pod network is " + recorded + " with live leases of " + live
+    String holders = live.size() <= 5 ? live.toString()
+        : live.subList(0, 5) + " and " + (live.size() - 5) + " more";
+    return Optional.of("the cluster's pod network is " + recorded + " with live leases of " + holders
         + ", but this node is configured with " + ours + ": refusing to change the cluster CIDR or block size"
         + " under live leases (remove the nodes' pods and let their leases expire first, or restore the setting)");
   }
