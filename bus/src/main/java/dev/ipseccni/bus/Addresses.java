@@ -13,6 +13,12 @@ public final class Addresses {
   public static final String LEASE_ACQUIRED = "lease.acquired";
   public static final String LEASE_RENEWED = "lease.renewed";
   public static final String LEASE_RELEASED = "lease.released";
+  /**
+   * A service that has just started asks every node to announce its lease again: lease
+   * events published before it subscribed are not replayed. Each IPAM that holds a lease
+   * answers by publishing {@link #LEASE_RENEWED}.
+   */
+  public static final String LEASE_SYNC = "lease.sync";
   public static final String ADDRESS_ALLOCATED = "address.allocated";
   public static final String ADDRESS_RELEASED = "address.released";
   public static final String POD_ADDED = "pod.added";
@@ -28,7 +34,7 @@ public final class Addresses {
 
   /** All published event addresses, for observers that record every event. */
   public static final java.util.List<String> EVENTS = java.util.List.of(
-      LEASE_ACQUIRED, LEASE_RENEWED, LEASE_RELEASED,
+      LEASE_ACQUIRED, LEASE_RENEWED, LEASE_RELEASED, LEASE_SYNC,
       ADDRESS_ALLOCATED, ADDRESS_RELEASED,
       POD_ADDED, POD_DELETED,
       TUNNEL_UP, TUNNEL_DOWN,

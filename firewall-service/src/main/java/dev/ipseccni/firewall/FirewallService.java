@@ -6,6 +6,7 @@ import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.FirewallEvent;
 import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -75,6 +76,7 @@ public final class FirewallService extends VerticleBase {
       requestCheck();
     });
     return Future.all(consumers.stream().map(MessageConsumer::completion).toList())
+        .onSuccess(ready -> events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.FIREWALL)))
         .compose(ready -> check())
         .mapEmpty();
   }

@@ -5,6 +5,7 @@ import com.hazelcast.map.IMap;
 import com.hazelcast.query.Predicate;
 import com.hazelcast.splitbrainprotection.SplitBrainProtectionException;
 import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.JsonRecordCodec;
 import dev.ipseccni.bus.message.AddressEvent;
@@ -142,6 +143,7 @@ public final class IpamService extends VerticleBase {
     consumers.add(bus.<CheckRequest>consumer(Addresses.ipamCheck(node), this::check));
     consumers.add(bus.<GcRequest>consumer(Addresses.ipamGc(node), this::gc));
     consumers.add(bus.<Object>consumer(Addresses.nodeStatus(node, Addresses.IPAM), this::status));
+    consumers.add(bus.<Event>consumer(Addresses.LEASE_SYNC, m -> announceLease()));
     return Future.all(consumers.stream().map(MessageConsumer::completion).toList()).mapEmpty();
   }
 
@@ -329,6 +331,14 @@ public final class IpamService extends VerticleBase {
     resyncMirror();
     if (renewTimer < 0) {
       renewTimer = vertx.setPeriodic(settings.renewInterval().toMillis(), id -> renew());
+    }
+  }
+
+  /** A service somewhere has just started and needs every node's lease. */
+  private void announceLease() {
+    NodeBlockLease held = lease;
+    if (held != null && !stopping) {
+      events.publish(Addresses.LEASE_RENEWED, new LeaseEvent(held));
     }
   }
 

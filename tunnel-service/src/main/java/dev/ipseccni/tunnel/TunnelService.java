@@ -5,6 +5,7 @@ import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.TunnelEvent;
 import dev.ipseccni.tunnel.vici.ViciCommandException;
@@ -90,6 +91,7 @@ public final class TunnelService extends VerticleBase {
         .andThen(ok -> {
           if (ok.succeeded()) {
             timer = vertx.setPeriodic(settings.reconcileInterval().toMillis(), id -> requestReconcile(true));
+            events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.TUNNEL));
             requestReconcile(false);
           }
         });

@@ -17,6 +17,8 @@ import com.fasterxml.jackson.annotation.JsonTypeInfo;
     @JsonSubTypes.Type(value = FirewallEvent.class, name = "firewall"),
     @JsonSubTypes.Type(value = AgentEvent.class, name = "agent"),
     @JsonSubTypes.Type(value = MemberEvent.class, name = "member"),
+    @JsonSubTypes.Type(value = LeaseSync.class, name = "lease-sync"),
 })
 public sealed interface Payload
-    permits LeaseEvent, AddressEvent, PodEvent, TunnelEvent, FirewallEvent, AgentEvent, MemberEvent {}
+    permits LeaseEvent, AddressEvent, PodEvent, TunnelEvent, FirewallEvent, AgentEvent, MemberEvent,
+    LeaseSync {}
