@@ -9,7 +9,7 @@ import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.message.AgentEvent;
 import dev.ipseccni.bus.message.MemberEvent;
 import io.vertx.core.Future;
-import io.vertx.core.Verticle;
+import io.vertx.core.Deployable;
 import io.vertx.core.Vertx;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -30,10 +30,12 @@ final class NodeAgent {
   private final JoinedCluster cluster;
   private final EventPublisher events;
   private final RecentEvents recent = new RecentEvents(200);
+  private final ServiceVerticles services;
 
-  private NodeAgent(AgentConfig config, JoinedCluster cluster) {
+  private NodeAgent(AgentConfig config, JoinedCluster cluster, ServiceVerticles services) {
     this.config = config;
     this.cluster = cluster;
+    this.services = services;
     this.events = new EventPublisher(cluster.vertx().eventBus(), config.nodeName(), System.currentTimeMillis());
   }
 
@@ -49,8 +51,8 @@ final class NodeAgent {
     return ClusterBootstrap.join(clusterSettings(config), customizers).compose(cluster -> {
       LOG.info(() -> String.format("joined cluster %s as %s in %d ms; members %s", config.cluster().name(),
           config.nodeName(), (System.nanoTime() - began) / 1_000_000, cluster.membership().nodes()));
-      NodeAgent agent = new NodeAgent(config, cluster);
-      return agent.deploy(services).map(agent).recover(err -> cluster.vertx().close().transform(x -> Future.failedFuture(err)));
+      NodeAgent agent = new NodeAgent(config, cluster, services);
+      return agent.deploy().map(agent).recover(err -> cluster.vertx().close().transform(x -> Future.failedFuture(err)));
     });
   }
 
@@ -60,9 +62,8 @@ final class NodeAgent {
         c.members(), c.liteMember(), ClusterSettings.Timing.DEFAULT);
   }
 
-  private Future<Void> deploy(ServiceVerticles services) {
+  private Future<Void> deploy() {
     Vertx vertx = cluster.vertx();
-    recent.subscribe(vertx.eventBus());
     cluster.membership().listen(
         (node, address) -> {
           LOG.info(() -> "member joined: " + node + " (" + address + ")");
@@ -73,8 +74,8 @@ final class NodeAgent {
           events.publish(Addresses.MEMBER_LEFT, new MemberEvent(node, address));
         });
 
-    Future<Void> chain = Future.succeededFuture();
-    for (Map.Entry<String, Verticle> service : services.create(events, cluster.hazelcast()).entrySet()) {
+    Future<Void> chain = recent.subscribe(vertx.eventBus());
+    for (Map.Entry<String, Deployable> service : services.create(events, cluster.hazelcast()).entrySet()) {
       chain = chain.compose(x -> vertx.deployVerticle(service.getValue())
           .onSuccess(id -> LOG.info(() -> "service started: " + service.getKey()))
           .mapEmpty());
@@ -95,6 +96,7 @@ final class NodeAgent {
     state.put("cluster", config.cluster().name());
     state.put("members", cluster.membership().nodes());
     state.put("services", config.services());
+    services.ipam().ifPresent(ipam -> state.put("ipam", ipam.view()));
     state.put("recentEvents", recent.snapshot());
     return state;
   }

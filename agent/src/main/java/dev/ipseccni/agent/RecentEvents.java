@@ -2,8 +2,10 @@ package dev.ipseccni.agent;
 
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.Event;
+import io.vertx.core.Future;
 import io.vertx.core.eventbus.EventBus;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -18,10 +20,13 @@ final class RecentEvents {
     this.capacity = capacity;
   }
 
-  void subscribe(EventBus bus) {
+  /** Completes once every subscription is known to the cluster. */
+  Future<Void> subscribe(EventBus bus) {
+    List<Future<Void>> registered = new ArrayList<>();
     for (String address : Addresses.EVENTS) {
-      bus.<Event>consumer(address, message -> record(message.body()));
+      registered.add(bus.<Event>consumer(address, message -> record(message.body())).completion());
     }
+    return Future.all(registered).mapEmpty();
   }
 
   synchronized void record(Event event) {
