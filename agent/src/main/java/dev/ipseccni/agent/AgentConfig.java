@@ -31,7 +31,8 @@ public record AgentConfig(
     Charon charon,
     Path secretFile,
     Api api,
-    Log log) {
+    Log log,
+    Journal journal) {
 
   public static final List<String> ALL_SERVICES = List.of("ipam", "tunnel", "firewall", "cni-gateway");
 
@@ -51,6 +52,21 @@ public record AgentConfig(
 
   public record Log(String format, String level) {}
 
+  /**
+   * The optional Kafka journal of every bus event.
+   *
+   * @param bootstrap Kafka bootstrap servers (host:port,…); empty turns the journal off
+   * @param topic the topic; records are keyed by the publishing node's name
+   * @param bufferEvents events held while Kafka is slow or away; beyond that they are dropped and counted
+   */
+  public record Journal(String bootstrap, String topic, int bufferEvents) {
+    public static final String DEFAULT_TOPIC = "ipsec-cni-events";
+
+    public boolean enabled() {
+      return !bootstrap.isEmpty();
+    }
+  }
+
   public boolean runs(String service) {
     return services.contains(service);
   }
@@ -58,7 +74,7 @@ public record AgentConfig(
   private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?");
   private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
   private static final Set<String> KNOWN_KEYS = Set.of("nodeName", "underlayAddress", "cluster", "network",
-      "services", "stateDir", "cniSocket", "cniConfDir", "charon", "secretFile", "api", "log");
+      "services", "stateDir", "cniSocket", "cniConfDir", "charon", "secretFile", "api", "log", "journal");
 
   /** Reads and checks the file; a {@link ConfigException} lists every problem found. */
   public static AgentConfig load(Path file) throws ConfigException {
@@ -181,6 +197,21 @@ public record AgentConfig(
       r.problem("log.level: '" + level + "' must be DEBUG, INFO, WARN or ERROR");
     }
 
+    String kafkaBootstrap = r.text("journal.kafka.bootstrap", "");
+    for (String server : kafkaBootstrap.isEmpty() ? new String[0] : kafkaBootstrap.split(",")) {
+      if (!server.trim().matches("[A-Za-z0-9_.-]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}")) {
+        r.problem("journal.kafka.bootstrap: '" + server.trim() + "' is not host:port");
+      }
+    }
+    String kafkaTopic = r.text("journal.kafka.topic", Journal.DEFAULT_TOPIC);
+    if (!kafkaTopic.matches("[A-Za-z0-9._-]{1,249}")) {
+      r.problem("journal.kafka.topic: '" + kafkaTopic + "' is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
+    }
+    int kafkaBuffer = r.integer("journal.kafka.bufferEvents", 10_000);
+    if (kafkaBuffer < 1 || kafkaBuffer > 10_000_000) {
+      r.problem("journal.kafka.bufferEvents: " + kafkaBuffer + " is outside 1..10000000");
+    }
+
     if (!r.problems.isEmpty()) {
       throw new ConfigException(r.problems);
     }
@@ -188,7 +219,7 @@ public record AgentConfig(
         new Cluster(clusterName, port, busPort, members, expected, lite),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu),
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
-        new Api(apiAddress, apiPort), new Log(format, level));
+        new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer));
   }
 
   /**

@@ -1,5 +1,10 @@
 package dev.ipseccni.agent;
 
+import dev.ipseccni.agent.cli.EventsCommand;
+import dev.ipseccni.agent.cli.NodesCommand;
+import dev.ipseccni.agent.cli.PodsCommand;
+import dev.ipseccni.agent.cli.StatusCommand;
+import dev.ipseccni.agent.cli.TunnelsCommand;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -13,7 +18,8 @@ import sun.misc.Signal;
 /** {@code ipsec-cni}: the node agent and the operator's commands. */
 @Command(name = "ipsec-cni", mixinStandardHelpOptions = true, version = NodeAgent.VERSION,
     description = "IPsec-encrypted pod networking for Kubernetes.",
-    subcommands = {Main.Agent.class, Main.CheckConfig.class})
+    subcommands = {Main.Agent.class, Main.CheckConfig.class, StatusCommand.class, NodesCommand.class,
+        PodsCommand.class, TunnelsCommand.class, EventsCommand.class})
 public final class Main implements Runnable {
 
   static final int EXIT_CONFIG = 2;

@@ -1,6 +1,8 @@
 package dev.ipseccni.agent;
 
 import com.hazelcast.config.Config;
+import dev.ipseccni.agent.api.HttpApi;
+import dev.ipseccni.agent.journal.KafkaJournal;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterBootstrap.JoinedCluster;
@@ -31,12 +33,14 @@ final class NodeAgent {
   private final EventPublisher events;
   private final RecentEvents recent = new RecentEvents(200);
   private final ServiceVerticles services;
+  private final HttpApi api;
 
   private NodeAgent(AgentConfig config, JoinedCluster cluster, ServiceVerticles services) {
     this.config = config;
     this.cluster = cluster;
     this.services = services;
     this.events = new EventPublisher(cluster.vertx().eventBus(), config.nodeName(), System.currentTimeMillis());
+    this.api = new HttpApi(config, this::state);
   }
 
   /** Starts everything; the future fails (and nothing is left running) if any part cannot start. */
@@ -74,14 +78,18 @@ final class NodeAgent {
           events.publish(Addresses.MEMBER_LEFT, new MemberEvent(node, address));
         });
 
-    Future<Void> chain = recent.subscribe(vertx.eventBus());
+    // The API's cluster picture and the journal listen before any service publishes.
+    Future<Void> chain = recent.subscribe(vertx.eventBus()).compose(x -> api.observe(vertx.eventBus()));
+    if (config.journal().enabled()) {
+      chain = chain.compose(x -> vertx.deployVerticle(new KafkaJournal(config.nodeName(), config.journal())).mapEmpty());
+    }
     for (Map.Entry<String, Deployable> service : services.create(events, cluster.hazelcast()).entrySet()) {
       chain = chain.compose(x -> vertx.deployVerticle(service.getValue())
           .onSuccess(id -> LOG.info(() -> "service started: " + service.getKey()))
           .mapEmpty());
     }
     if (config.api().enabled()) {
-      chain = chain.compose(x -> vertx.deployVerticle(new HttpApi(config, this::state))
+      chain = chain.compose(x -> vertx.deployVerticle(api)
           .onSuccess(id -> LOG.info(() -> "HTTP API on " + config.api().address() + ":" + config.api().port()))
           .mapEmpty());
     }
