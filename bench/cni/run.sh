@@ -4,6 +4,7 @@
 # the protocol, and the reference bridge + host-local plugins doing a whole ADD+DEL.
 # Needs root (network namespaces), gcc, the reference plugins in /usr/lib/cni, python3.
 # Usage: bench/cni/run.sh [runs]      (default 21; writes bench/cni/results.md)
+#   GATEWAY_JAVA_OPTS=...              JVM options of the gateway process (e.g. its process launch mechanism)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -38,7 +39,7 @@ socket="$work/run/cni.sock"
 # The gateway serves until its stdin closes: a fifo this script holds open (fd 3) until it exits.
 mkfifo "$work/gateway.in"
 exec 3<>"$work/gateway.in"
-java -cp "cni-gateway/target/classes:cni-gateway/target/test-classes:$(cat "$work/cp.txt")" \
+java ${GATEWAY_JAVA_OPTS:-} -cp "cni-gateway/target/classes:cni-gateway/target/test-classes:$(cat "$work/cp.txt")" \
   dev.ipseccni.cni.BenchGateway "$node" "$socket" < "$work/gateway.in" > "$work/gateway.out" 2> "$work/gateway.err" &
 gateway_pid=$!
 for _ in $(seq 1 600); do

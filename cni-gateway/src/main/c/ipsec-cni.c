@@ -224,6 +224,31 @@ static void request_body(struct buf *body, const struct buf *stdin_data) {
   buf_str(body, "}");
 }
 
+/*
+ * Reads the HTTP reply until its Content-Length is complete (or the agent closes): a reply
+ * that has arrived is never held up by a connection left open.
+ */
+static void read_reply(int fd, struct buf *b) {
+  char chunk[16384];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf_add(b, chunk, (size_t)n);
+    char *head_end = strstr(b->data, "\r\n\r\n");
+    if (!head_end) continue;
+    for (char *line = b->data; line && line < head_end; line = strstr(line, "\r\n")) {
+      line += (line == b->data) ? 0 : 2;
+      if (strncasecmp(line, "Content-Length:", 15) == 0) {
+        size_t want = (size_t)(head_end + 4 - b->data) + (size_t)atol(line + 15);
+        if (b->len >= want) return;
+        break;
+      }
+    }
+  }
+  if (!b->data) buf_add(b, "", 0);
+}
+
 /* Returns 0 and fills reply on an exchange; -1 with errno when the agent cannot be reached. */
 static int exchange(const char *socket_path, const struct buf *body, struct buf *reply) {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -260,7 +285,7 @@ static int exchange(const char *socket_path, const struct buf *body, struct buf 
     sent += (size_t)n;
   }
   free(req.data);
-  read_all(fd, reply);
+  read_reply(fd, reply);
   close(fd);
   if (reply->len == 0) {
     errno = ECONNRESET;

@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
  */
 final class BridgeDelegate {
   static final String PLUGIN = "bridge";
-  private static final long TIMEOUT_SECONDS = 60;
+  static final long TIMEOUT_SECONDS = 60;
 
   private final CniGatewaySettings settings;
 

@@ -29,7 +29,7 @@ public final class CniError extends RuntimeException {
   private final String details;
 
   public CniError(int code, String msg, String details) {
-    super(msg);
+    super(msg == null || msg.isEmpty() ? "CNI error " + code : msg);
     this.code = code;
     this.details = details == null ? "" : details;
   }

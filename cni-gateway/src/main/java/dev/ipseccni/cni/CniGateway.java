@@ -123,7 +123,9 @@ public final class CniGateway extends VerticleBase {
         return;
       }
       serve(call).onComplete(done -> {
-        PluginReply reply = done.result();
+        PluginReply reply = done.succeeded() ? done.result()
+            : PluginReply.error(PluginProtocol.SUPPORTED_VERSIONS.get(PluginProtocol.SUPPORTED_VERSIONS.size() - 1),
+                CniError.INTERNAL, "internal error in the CNI gateway", String.valueOf(done.cause()));
         request.response()
             .putHeader(PluginProtocol.EXIT_CODE_HEADER, Integer.toString(reply.exitCode()))
             .putHeader("Content-Type", "application/json")
@@ -134,6 +136,16 @@ public final class CniGateway extends VerticleBase {
 
   /** One CNI call, answered as the plugin must print it. Never fails: errors become CNI error replies. */
   public Future<PluginReply> serve(PluginCall call) {
+    try {
+      return answer(call);
+    } catch (RuntimeException e) {
+      // A runtime waits on the plugin, which waits on us: every call gets an answer, even a bug's.
+      LOG.log(System.Logger.Level.ERROR, "CNI " + call.env("CNI_COMMAND") + " failed", e);
+      return Future.failedFuture(e);
+    }
+  }
+
+  private Future<PluginReply> answer(PluginCall call) {
     String latest = settings.supportedVersions().get(settings.supportedVersions().size() - 1);
     String version = NetworkConfig.versionForErrors(call.stdin(), latest);
     Future<String> answer;
@@ -155,13 +167,15 @@ public final class CniGateway extends VerticleBase {
     } catch (CniError e) {
       answer = Future.failedFuture(e);
     }
-    return answer.map(PluginReply::success).otherwise(failure -> {
+    // Every step below has its own bound (bus timeouts, the delegate's), this one catches a future left pending.
+    long bound = 2 * settings.busTimeout().toMillis() + 2 * BridgeDelegate.TIMEOUT_SECONDS * 1000;
+    return answer.timeout(bound, java.util.concurrent.TimeUnit.MILLISECONDS).map(PluginReply::success).otherwise(failure -> {
       CniError error = failure instanceof CniError e ? e
           : new CniError(CniError.INTERNAL, "internal error in the CNI gateway", String.valueOf(failure));
       if (error.code() == CniError.INTERNAL) {
         LOG.log(System.Logger.Level.ERROR, "CNI " + call.env("CNI_COMMAND") + " failed", failure);
       }
-      return PluginReply.error(version, error.code(), error.getMessage(), error.details());
+      return PluginReply.error(version, error.code(), String.valueOf(error.getMessage()), error.details());
     });
   }
 
@@ -169,10 +183,10 @@ public final class CniGateway extends VerticleBase {
 
   private Future<String> add(CniEnvironment env, NetworkConfig config) {
     AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName());
-    return notReadyReason()
-        .compose(reason -> reason.isEmpty() ? Future.succeededFuture()
+    return notReady()
+        .compose(failing -> failing.isEmpty() ? Future.succeededFuture()
             : Future.failedFuture(new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()
-                + " is not ready for pods yet: " + reason.get())))
+                + " is not ready for pods yet: " + describe(failing))))
         .compose(v -> blocking(() -> {
           if (delegate.interfaceExists(env.netns(), env.ifName())) {
             throw new CniError(CniError.INTERFACE_EXISTS,
@@ -272,28 +286,43 @@ public final class CniGateway extends VerticleBase {
         });
   }
 
+  /**
+   * 50 while pods cannot be added; 51 when only the tunnel or firewall is down, which also
+   * means pods already running may not reach other nodes.
+   */
   private Future<String> status() {
-    return notReadyReason().compose(reason -> reason.isEmpty() ? Future.succeededFuture("")
-        : Future.failedFuture(new CniError(CniError.NOT_AVAILABLE,
-            "node " + settings.nodeName() + " cannot add pods: " + reason.get())));
+    return notReady().compose(failing -> {
+      if (failing.isEmpty()) {
+        return Future.succeededFuture("");
+      }
+      boolean onlyDegrading = failing.stream().allMatch(f -> DEGRADING.contains(f.component()));
+      return Future.failedFuture(new CniError(
+          onlyDegrading ? CniError.NOT_AVAILABLE_DEGRADED : CniError.NOT_AVAILABLE,
+          "node " + settings.nodeName() + " cannot add pods: " + describe(failing)));
+    });
   }
+
+  /** Components whose failure also harms running pods (their cross-node traffic), not only new ones. */
+  private static final List<String> DEGRADING = List.of(Addresses.TUNNEL, Addresses.FIREWALL);
 
   // ---- readiness ----
 
-  /** Empty when every component the agent runs says it is ready; else what fails, in words. */
-  Future<Optional<String>> notReadyReason() {
-    List<Future<String>> answers = new ArrayList<>();
+  /** The components that are not ready (empty when the node is), each with its reason. */
+  Future<List<ComponentStatus>> notReady() {
+    List<Future<ComponentStatus>> answers = new ArrayList<>();
     DeliveryOptions options = new DeliveryOptions().setSendTimeout(settings.busTimeout().toMillis());
     for (String component : settings.readinessComponents()) {
       answers.add(vertx.eventBus()
           .<ComponentStatus>request(Addresses.nodeStatus(settings.nodeName(), component), null, options)
-          .map(reply -> reply.body().ready() ? "" : component + ": " + reply.body().reason())
-          .otherwise(failure -> component + ": not answering (" + failure.getMessage() + ")"));
+          .map(Message::body)
+          .otherwise(failure -> ComponentStatus.notReady(component, "not answering (" + failure.getMessage() + ")")));
     }
-    return Future.join(answers).transform(all -> {
-      List<String> failing = answers.stream().map(Future::result).filter(s -> s != null && !s.isEmpty()).toList();
-      return Future.succeededFuture(failing.isEmpty() ? Optional.empty() : Optional.of(String.join("; ", failing)));
-    });
+    return Future.join(answers).transform(all -> Future.succeededFuture(
+        answers.stream().map(Future::result).filter(status -> !status.ready()).toList()));
+  }
+
+  private static String describe(List<ComponentStatus> failing) {
+    return failing.stream().map(s -> s.component() + ": " + s.reason()).collect(java.util.stream.Collectors.joining("; "));
   }
 
   // ---- pending DELs ----

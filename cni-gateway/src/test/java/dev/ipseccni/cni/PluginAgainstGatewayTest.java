@@ -11,6 +11,7 @@ import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.BusCodecs;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.PodEvent;
 import dev.ipseccni.cni.plugin.PluginCall;
 import dev.ipseccni.cni.plugin.PluginProtocol;
@@ -60,6 +61,8 @@ class PluginAgainstGatewayTest {
   String deployment;
   final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
   int pods;
+  /** What this test's stand-in tunnel service says when asked for its status. */
+  volatile boolean tunnelReady = true;
 
   @BeforeAll
   void startNode() throws Exception {
@@ -71,10 +74,13 @@ class PluginAgainstGatewayTest {
     BusCodecs.register(vertx.eventBus());
     ipam = new InTestIpam();
     await(ipam.register(vertx, NODE));
+    await(vertx.eventBus().consumer(Addresses.nodeStatus(NODE, Addresses.TUNNEL), m -> m.reply(tunnelReady
+        ? ComponentStatus.ready(Addresses.TUNNEL) : ComponentStatus.notReady(Addresses.TUNNEL, "charon not answering")))
+        .completion());
     await(vertx.eventBus().<Event>consumer(Addresses.POD_ADDED, m -> events.add(m.body())).completion());
     await(vertx.eventBus().<Event>consumer(Addresses.POD_DELETED, m -> events.add(m.body())).completion());
     settings = new CniGatewaySettings(NODE, socket, NETWORK, "cni0", 1400, PluginProtocol.pendingDelDir(socket),
-        PluginProtocol.SUPPORTED_VERSIONS, List.of(Addresses.IPAM), lab.inNode(), Duration.ofSeconds(5),
+        PluginProtocol.SUPPORTED_VERSIONS, List.of(Addresses.IPAM, Addresses.TUNNEL), lab.inNode(), Duration.ofSeconds(5),
         Duration.ofHours(1));
     startGateway();
   }
@@ -101,6 +107,7 @@ class PluginAgainstGatewayTest {
   @BeforeEach
   void readyAndQuiet() {
     ipam.ready = true;
+    tunnelReady = true;
     events.clear();
   }
 
@@ -295,6 +302,31 @@ class PluginAgainstGatewayTest {
     PluginClient.Run ready = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
     assertEquals(0, ready.exitCode(), ready.stdout());
     assertEquals("", ready.stdout());
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void statusSaysDegradedWhenOnlyTheTunnelIsDown(PluginClient client) {
+    tunnelReady = false;
+    PluginClient.Run status = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
+    assertEquals(CniError.NOT_AVAILABLE_DEGRADED, status.exitCode(), status.stdout());
+    assertTrue(status.json().getString("msg").contains("tunnel: charon not answering"), status.stdout());
+    PluginClient.Run add = client.run(cniEnv("ADD", newPod(client)), conf("1.0.0"));
+    assertEquals(CniError.TRY_AGAIN_LATER, add.exitCode(), add.stdout());
+
+    ipam.ready = false;
+    PluginClient.Run both = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
+    assertEquals(CniError.NOT_AVAILABLE, both.exitCode(), both.stdout());
+  }
+
+  @Test
+  void nodeBridgeCanBeEnsuredAgainWithoutChange() {
+    NodeBridge bridge = new NodeBridge("cni0", lab.inNode());
+    bridge.ensure(InTestIpam.GATEWAY + "/24", 1400);
+    assertTrue(bridge.carries(InTestIpam.GATEWAY + "/24"));
+    String addresses = NetnsLab.sh("ip", "-n", lab.node, "-4", "-o", "addr", "show", "dev", "cni0");
+    assertEquals(1, addresses.lines().count(), addresses);
+    assertFalse(new NodeBridge("cni0", lab.inNode()).carries("10.128.9.1/24"));
   }
 
   // ---- versions ----

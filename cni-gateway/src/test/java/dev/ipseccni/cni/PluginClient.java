@@ -46,8 +46,21 @@ enum PluginClient {
       try (var in = p.getOutputStream()) {
         in.write(stdin.getBytes(StandardCharsets.UTF_8));
       }
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      return new Run(p.waitFor(), out);
+      // A plugin that never answers must fail the test, not hang it.
+      var out = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try {
+          return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+          throw new UncheckedIOException(e);
+        }
+      });
+      try {
+        String stdout = out.get(90, java.util.concurrent.TimeUnit.SECONDS);
+        return new Run(p.waitFor(), stdout);
+      } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+        p.destroyForcibly();
+        throw new AssertionError(this + " plugin " + env.get("CNI_COMMAND") + " gave no answer: " + e, e);
+      }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } catch (InterruptedException e) {

@@ -35,9 +35,13 @@ public final class GatewayClient {
       }
       ByteArrayOutputStream in = new ByteArrayOutputStream(4096);
       ByteBuffer buf = ByteBuffer.allocate(16384);
+      // Stop at the end of the body, not at the close: an arrived reply is never held up by an open connection.
       while (channel.read(buf) >= 0) {
         in.write(buf.array(), 0, buf.position());
         buf.clear();
+        if (complete(in.toByteArray())) {
+          break;
+        }
       }
       return parse(in.toByteArray());
     }
@@ -78,6 +82,20 @@ public final class GatewayClient {
     }
     int length = contentLength >= 0 ? contentLength : rest.length;
     return new PluginReply(exitCode, new String(rest, 0, length, StandardCharsets.UTF_8));
+  }
+
+  static boolean complete(byte[] response) {
+    int body = headerBytes(response);
+    if (body == response.length && !new String(response, StandardCharsets.US_ASCII).endsWith("\r\n\r\n")) {
+      return false;
+    }
+    for (String line : new String(response, 0, body, StandardCharsets.US_ASCII).split("\r\n")) {
+      int colon = line.indexOf(':');
+      if (colon > 0 && line.substring(0, colon).trim().equalsIgnoreCase("Content-Length")) {
+        return response.length - body >= Integer.parseInt(line.substring(colon + 1).trim());
+      }
+    }
+    return false;
   }
 
   private static int headerBytes(byte[] response) {
