@@ -32,6 +32,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The node agent's side of the plugin binary: serves CNI calls (spec 1.1.0, answering
@@ -169,7 +170,7 @@ public final class CniGateway extends VerticleBase {
     }
     // Every step below has its own bound (bus timeouts, the delegate's), this one catches a future left pending.
     long bound = 2 * settings.busTimeout().toMillis() + 2 * BridgeDelegate.TIMEOUT_SECONDS * 1000;
-    return answer.timeout(bound, java.util.concurrent.TimeUnit.MILLISECONDS).map(PluginReply::success).otherwise(failure -> {
+    return answer.timeout(bound, TimeUnit.MILLISECONDS).map(PluginReply::success).otherwise(failure -> {
       CniError error = failure instanceof CniError e ? e
           : new CniError(CniError.INTERNAL, "internal error in the CNI gateway", String.valueOf(failure));
       if (error.code() == CniError.INTERNAL) {
