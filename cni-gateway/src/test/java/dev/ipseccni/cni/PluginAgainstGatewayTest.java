@@ -102,6 +102,13 @@ class PluginAgainstGatewayTest {
     if (lab != null) {
       lab.close();
     }
+    if (dir != null) {
+      try (Stream<Path> files = Files.walk(dir)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      } catch (IOException e) {
+        // a temp dir left behind is harmless
+      }
+    }
   }
 
   @BeforeEach

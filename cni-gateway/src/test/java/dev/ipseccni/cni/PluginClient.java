@@ -82,11 +82,12 @@ enum PluginClient {
       try {
         Path classes = Path.of(System.getProperty("ipsecCni.pluginClasses", "target/classes"));
         Path pkg = Path.of("dev", "ipseccni", "cni", "plugin");
-        Path dir = Files.createTempDirectory("cg-plugin-classes");
+        // Beside the build's classes (target/), so a clean build removes it.
+        Path dir = classes.toAbsolutePath().getParent().resolve("plugin-only-classes");
         Files.createDirectories(dir.resolve(pkg));
         try (Stream<Path> files = Files.list(classes.resolve(pkg))) {
           for (Path f : files.toList()) {
-            Files.copy(f, dir.resolve(pkg).resolve(f.getFileName()));
+            Files.copy(f, dir.resolve(pkg).resolve(f.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
           }
         }
         javaOnlyClasses = dir;
