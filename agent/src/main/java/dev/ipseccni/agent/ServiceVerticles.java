@@ -4,6 +4,10 @@ import com.hazelcast.config.Config;
 import com.hazelcast.core.HazelcastInstance;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.cni.CniGateway;
+import dev.ipseccni.cni.CniGatewaySettings;
+import dev.ipseccni.cni.NodeBridge;
+import dev.ipseccni.cni.plugin.PluginProtocol;
 import dev.ipseccni.firewall.FirewallService;
 import dev.ipseccni.firewall.FirewallSettings;
 import dev.ipseccni.ipam.BlockLeases;
@@ -12,6 +16,9 @@ import dev.ipseccni.ipam.IpamSettings;
 import dev.ipseccni.tunnel.TunnelService;
 import dev.ipseccni.tunnel.TunnelSettings;
 import io.vertx.core.Deployable;
+import io.vertx.core.Vertx;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -59,12 +66,22 @@ final class ServiceVerticles {
         d.rulesetMonitor());
   }
 
+  CniGatewaySettings gatewaySettings() {
+    AgentConfig.Network n = config.network();
+    List<String> readiness = new ArrayList<>(NodeReadiness.components(config));
+    readiness.remove(Addresses.CNI_GATEWAY);
+    // the agent runs in the node's network namespace: the delegate plugin needs no prefix
+    return new CniGatewaySettings(config.nodeName(), config.cniSocket(), n.name(), n.bridge(), n.mtu(),
+        PluginProtocol.pendingDelDir(config.cniSocket()), PluginProtocol.SUPPORTED_VERSIONS, readiness, List.of(),
+        Duration.ofSeconds(5), Duration.ofSeconds(30));
+  }
+
   private boolean libipsec() {
     return config.charon().datapath().equals("libipsec");
   }
 
   /** The verticles to deploy, by service name, in start order. */
-  Map<String, Deployable> create(EventPublisher events, HazelcastInstance hazelcast) {
+  Map<String, Deployable> create(Vertx vertx, EventPublisher events, HazelcastInstance hazelcast) {
     Map<String, Deployable> verticles = new LinkedHashMap<>();
     if (config.runs(Addresses.IPAM)) {
       ipam = new IpamService(ipamSettings(), events, hazelcast);
@@ -72,6 +89,16 @@ final class ServiceVerticles {
     }
     if (config.runs(Addresses.FIREWALL)) {
       verticles.put(Addresses.FIREWALL, new FirewallService(firewallSettings(), events));
+    }
+    if (config.runs(Addresses.CNI_GATEWAY)) {
+      // the bridge before the tunnel: charon's routes take their source address from it
+      CniGatewaySettings gateway = gatewaySettings();
+      CniGateway cni = new CniGateway(gateway, events);
+      verticles.put(Addresses.BRIDGE, new NodeBridgeKeeper(events, new NodeBridge(gateway.bridgeName(), List.of()),
+          gateway.mtu(), cni::replayPendingDeletesNow));
+      verticles.put(Addresses.CNI_GATEWAY, cni);
+      verticles.put("conflist", new ConflistWriter(config.cniConfDir(), gateway,
+          new NodeReadiness(vertx, config.nodeName(), NodeReadiness.components(config))));
     }
     if (config.runs(Addresses.TUNNEL)) {
       verticles.put(Addresses.TUNNEL, new TunnelService(tunnelSettings(), events));

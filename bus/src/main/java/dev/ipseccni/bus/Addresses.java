@@ -73,4 +73,6 @@ public final class Addresses {
   public static final String TUNNEL = "tunnel";
   public static final String FIREWALL = "firewall";
   public static final String CNI_GATEWAY = "cni-gateway";
+  /** Not a service of its own: the node's bridge (cni0) with the block's gateway address. */
+  public static final String BRIDGE = "bridge";
 }
