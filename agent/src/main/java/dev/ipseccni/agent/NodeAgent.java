@@ -83,7 +83,7 @@ final class NodeAgent {
     if (config.journal().enabled()) {
       chain = chain.compose(x -> vertx.deployVerticle(new KafkaJournal(config.nodeName(), config.journal())).mapEmpty());
     }
-    for (Map.Entry<String, Deployable> service : services.create(events, cluster.hazelcast()).entrySet()) {
+    for (Map.Entry<String, Deployable> service : services.create(vertx, events, cluster.hazelcast()).entrySet()) {
       chain = chain.compose(x -> vertx.deployVerticle(service.getValue())
           .onSuccess(id -> LOG.info(() -> "service started: " + service.getKey()))
           .mapEmpty());
