@@ -32,7 +32,8 @@ public record AgentConfig(
     Path secretFile,
     Api api,
     Log log,
-    Journal journal) {
+    Journal journal,
+    Timings timings) {
 
   public static final List<String> ALL_SERVICES = List.of("ipam", "tunnel", "firewall", "cni-gateway");
 
@@ -67,6 +68,13 @@ public record AgentConfig(
     }
   }
 
+  /**
+   * How often the services renew, reconcile and check, and how long a silent node keeps
+   * its block.
+   */
+  public record Timings(java.time.Duration leaseRenew, java.time.Duration leaseGrace,
+                        java.time.Duration tunnelReconcile, java.time.Duration firewallCheck) {}
+
   public boolean runs(String service) {
     return services.contains(service);
   }
@@ -74,7 +82,8 @@ public record AgentConfig(
   private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?");
   private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
   private static final Set<String> KNOWN_KEYS = Set.of("nodeName", "underlayAddress", "cluster", "network",
-      "services", "stateDir", "cniSocket", "cniConfDir", "charon", "secretFile", "api", "log", "journal");
+      "services", "stateDir", "cniSocket", "cniConfDir", "charon", "secretFile", "api", "log", "journal",
+      "ipam", "firewall");
 
   /** Reads and checks the file; a {@link ConfigException} lists every problem found. */
   public static AgentConfig load(Path file) throws ConfigException {
@@ -212,6 +221,23 @@ public record AgentConfig(
       r.problem("journal.kafka.bufferEvents: " + kafkaBuffer + " is outside 1..10000000");
     }
 
+    int renew = r.integer("ipam.leaseRenewSeconds", 30);
+    int grace = r.integer("ipam.leaseGraceSeconds", 600);
+    if (renew < 1) {
+      r.problem("ipam.leaseRenewSeconds: " + renew + " must be at least 1");
+    } else if (grace < 3 * renew) {
+      r.problem("ipam.leaseGraceSeconds: " + grace + " must be at least three renewals (" + 3 * renew
+          + "), or a live node could lose its block");
+    }
+    int reconcile = r.integer("charon.reconcileSeconds", 10);
+    if (reconcile < 1) {
+      r.problem("charon.reconcileSeconds: " + reconcile + " must be at least 1");
+    }
+    int check = r.integer("firewall.checkSeconds", 5);
+    if (check < 1) {
+      r.problem("firewall.checkSeconds: " + check + " must be at least 1");
+    }
+
     if (!r.problems.isEmpty()) {
       throw new ConfigException(r.problems);
     }
@@ -219,7 +245,9 @@ public record AgentConfig(
         new Cluster(clusterName, port, busPort, members, expected, lite),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu),
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
-        new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer));
+        new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),
+        new Timings(java.time.Duration.ofSeconds(renew), java.time.Duration.ofSeconds(grace),
+            java.time.Duration.ofSeconds(reconcile), java.time.Duration.ofSeconds(check)));
   }
 
   /**

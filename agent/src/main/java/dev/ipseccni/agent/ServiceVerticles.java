@@ -47,13 +47,16 @@ final class ServiceVerticles {
     IpamSettings s = IpamSettings.defaults(config.nodeName(), config.underlayAddress(), n.name(),
             config.cluster().expectedMembers())
         .withNetwork(n.clusterCidr(), n.blockPrefixLength())
-        .withJournalDir(config.stateDir().resolve("ipam"));
+        .withJournalDir(config.stateDir().resolve("ipam"))
+        .withTimings(config.timings().leaseRenew(), config.timings().leaseGrace(),
+            IpamSettings.DEFAULT_CLAIM_RETRY);
     return n.preferredBlock().map(s::withPreferredBlock).orElse(s);
   }
 
   TunnelSettings tunnelSettings() {
-    return TunnelSettings.of(config.nodeName(), config.underlayAddress(), config.charon().viciSocket(),
+    return new TunnelSettings(config.nodeName(), config.underlayAddress(), config.charon().viciSocket(),
         config.secretFile(), libipsec() ? dev.ipseccni.tunnel.Datapath.LIBIPSEC : dev.ipseccni.tunnel.Datapath.KERNEL,
+        dev.ipseccni.tunnel.Proposals.DEFAULT, config.timings().tunnelReconcile(),
         config.stateDir().resolve("swanctl.conf"));
   }
 
@@ -62,7 +65,7 @@ final class ServiceVerticles {
     // the own block is learnt from this node's lease
     return new FirewallSettings(config.nodeName(), config.network().bridge(), "", config.network().clusterCidr(),
         libipsec() ? dev.ipseccni.firewall.Datapath.LIBIPSEC : dev.ipseccni.firewall.Datapath.KERNEL,
-        d.tunnelInterface(), d.checkInterval(), d.commandPrefix(), d.iptablesRestore(), d.iptablesSave(),
+        d.tunnelInterface(), config.timings().firewallCheck(), d.commandPrefix(), d.iptablesRestore(), d.iptablesSave(),
         d.rulesetMonitor());
   }
 

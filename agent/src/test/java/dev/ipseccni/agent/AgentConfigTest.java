@@ -148,4 +148,23 @@ class AgentConfigTest {
         + "\"secretFile\":\"/nonexistent\",\"charon\":{\"viciSocket\":\"/nonexistent\"}}");
     assertEquals(List.of(), c.checkEnvironment());
   }
+
+  @Test
+  void graceShorterThanThreeRenewalsIsRefused() throws Exception {
+    assertEquals(List.of("ipam.leaseGraceSeconds: 60 must be at least three renewals (90), or a live node could lose its block"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseRenewSeconds\":30,\"leaseGraceSeconds\":60}}"));
+  }
+
+  @Test
+  void timingsReachTheServices() throws Exception {
+    AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseRenewSeconds\":2,"
+        + "\"leaseGraceSeconds\":6},\"charon\":{\"reconcileSeconds\":3},\"firewall\":{\"checkSeconds\":4}}");
+    ServiceVerticles services = new ServiceVerticles(c);
+    assertEquals(java.time.Duration.ofSeconds(6), services.ipamSettings().gracePeriod());
+    assertEquals(java.time.Duration.ofSeconds(2), services.ipamSettings().renewInterval());
+    assertEquals(java.time.Duration.ofSeconds(3), services.tunnelSettings().reconcileInterval());
+    assertEquals(java.time.Duration.ofSeconds(4), services.firewallSettings().checkInterval());
+    assertEquals("ipsec-cni", services.gatewaySettings().networkName());
+    assertEquals(List.of("ipam", "tunnel", "firewall", "bridge"), services.gatewaySettings().readinessComponents());
+  }
 }
