@@ -44,7 +44,7 @@ public record FirewallSettings(
   public static final Duration MIN_CHECK_INTERVAL = Duration.ofMillis(100);
 
   private static final Pattern INTERFACE_NAME = Pattern.compile("[A-Za-z0-9_.:-]{1,15}");
-  private static final Pattern NODE_NAME = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?");
+  private static final Pattern NODE_NAME = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?");
 
   public FirewallSettings {
     commandPrefix = List.copyOf(commandPrefix);
@@ -62,7 +62,7 @@ public record FirewallSettings(
   public List<String> errors() {
     List<String> errors = new ArrayList<>();
     if (nodeName == null || !NODE_NAME.matcher(nodeName).matches()) {
-      errors.add("node name '" + nodeName + "' must be letters, digits, '-' or '_' (it is part of bus addresses)");
+      errors.add("node name '" + nodeName + "' must be letters, digits, '.', '-' or '_' (it is part of bus addresses)");
     }
     if (bridge == null || !INTERFACE_NAME.matcher(bridge).matches()) {
       errors.add("bridge '" + bridge + "' is not an interface name (1-15 characters, no spaces or '/')");

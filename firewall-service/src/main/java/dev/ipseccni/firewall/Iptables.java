@@ -23,11 +23,17 @@ public final class Iptables {
   private final List<String> prefix;
   private final String save;
   private final String restore;
+  private final long timeoutMillis;
 
   public Iptables(List<String> prefix, String save, String restore) {
+    this(prefix, save, restore, TimeUnit.SECONDS.toMillis(COMMAND_TIMEOUT_SECONDS));
+  }
+
+  Iptables(List<String> prefix, String save, String restore, long timeoutMillis) {
     this.prefix = List.copyOf(prefix);
     this.save = save;
     this.restore = restore;
+    this.timeoutMillis = timeoutMillis;
   }
 
   public static Iptables of(FirewallSettings settings) {
@@ -54,22 +60,19 @@ public final class Iptables {
     } catch (IOException e) {
       throw new IptablesException("cannot run '" + shown + "': " + e.getMessage(), e);
     }
-    CompletableFuture<String> err = drain(process.getErrorStream(), shown);
+    CompletableFuture<String> err = drain(process.getErrorStream(), "stderr of " + shown);
+    // stdout is read on its own thread too: a command that hangs with its output open must
+    // still run into the timeout below, not block this worker for ever
+    CompletableFuture<String> out = drain(process.getInputStream(), "stdout of " + shown);
     try (OutputStream in = process.getOutputStream()) {
       in.write(stdin.getBytes(StandardCharsets.UTF_8));
     } catch (IOException e) {
       // the command exited before reading its input; its exit status and stderr tell why
     }
     try {
-      String out;
-      try (InputStream stdout = process.getInputStream()) {
-        out = new String(stdout.readAllBytes(), StandardCharsets.UTF_8);
-      } catch (IOException e) {
-        out = "";
-      }
-      if (!process.waitFor(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+      if (!process.waitFor(timeoutMillis, TimeUnit.MILLISECONDS)) {
         process.destroyForcibly();
-        throw new IptablesException("'" + shown + "' did not finish within " + COMMAND_TIMEOUT_SECONDS + " s");
+        throw new IptablesException("'" + shown + "' did not finish within " + timeoutMillis + " ms; killed it");
       }
       int status = process.exitValue();
       if (status != 0) {
@@ -77,7 +80,7 @@ public final class Iptables {
         throw new IptablesException("'" + shown + "' failed with status " + status
             + (detail.isEmpty() ? "" : ": " + detail) + (stdin.isEmpty() ? "" : "\ninput was:\n" + stdin));
       }
-      return out;
+      return out.get();
     } catch (InterruptedException e) {
       process.destroyForcibly();
       Thread.currentThread().interrupt();
@@ -88,7 +91,7 @@ public final class Iptables {
   }
 
   /** Reads a stream to its end on a thread of its own, so a chatty stderr cannot block the command. */
-  private static CompletableFuture<String> drain(InputStream stream, String command) {
+  private static CompletableFuture<String> drain(InputStream stream, String threadName) {
     CompletableFuture<String> result = new CompletableFuture<>();
     Thread reader = new Thread(() -> {
       try (stream) {
@@ -96,7 +99,7 @@ public final class Iptables {
       } catch (IOException e) {
         result.complete("");
       }
-    }, "stderr of " + command);
+    }, threadName);
     reader.setDaemon(true);
     reader.start();
     return result;

@@ -12,6 +12,8 @@ class FirewallSettingsTest {
   @Test
   void defaultsAreValid() {
     assertEquals(List.of(), FirewallSettings.defaults("node-1").errors());
+    // Kubernetes node names are often fully qualified host names
+    assertEquals(List.of(), FirewallSettings.defaults("node-1.example.org").errors());
     assertEquals(List.of(), FirewallSettings.defaults("node-1").withOwnBlock("10.128.7.0/24").errors());
   }
 
