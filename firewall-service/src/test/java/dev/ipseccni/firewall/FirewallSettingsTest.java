@@ -19,13 +19,13 @@ class FirewallSettingsTest {
 
   @Test
   void everyBadValueIsNamed() {
-    FirewallSettings bad = new FirewallSettings("node.1", "a bridge", "10.129.1.0/24", "10.128.0.0/16",
+    FirewallSettings bad = new FirewallSettings("node 1", "a bridge", "10.129.1.0/24", "10.128.0.0/16",
         Datapath.LIBIPSEC, "", Duration.ofMillis(10), List.of(), "", "iptables-save", List.of());
 
     List<String> errors = bad.errors();
 
     assertEquals(6, errors.size(), errors.toString());
-    assertTrue(errors.get(0).contains("node.1"));
+    assertTrue(errors.get(0).contains("node 1"));
     assertTrue(errors.get(1).contains("a bridge"));
     assertTrue(errors.get(2).contains("not inside the cluster CIDR"));
     assertTrue(errors.get(3).contains("tunnel interface"));
