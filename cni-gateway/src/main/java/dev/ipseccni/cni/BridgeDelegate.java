@@ -108,17 +108,22 @@ final class BridgeDelegate {
   }
 
   private Path find(String cniPath) {
+    return locate(cniPath).orElseThrow(() -> new CniError(CniError.INVALID_NETWORK_CONFIG,
+        "the reference plugin '" + PLUGIN + "' was not found in CNI_PATH " + cniPath));
+  }
+
+  /** The delegate plugin in the first CNI_PATH directory that has it executable, if any does. */
+  Optional<Path> locate(String cniPath) {
     for (String dir : cniPath.split(":")) {
       if (dir.isEmpty()) {
         continue;
       }
       Path candidate = Path.of(dir, PLUGIN);
       if (Files.isExecutable(candidate)) {
-        return candidate;
+        return Optional.of(candidate);
       }
     }
-    throw new CniError(CniError.INVALID_NETWORK_CONFIG,
-        "the reference plugin '" + PLUGIN + "' was not found in CNI_PATH " + cniPath);
+    return Optional.empty();
   }
 
   static Outcome run(List<String> argv, Map<String, String> env, String stdin) {

@@ -162,7 +162,7 @@ public final class CniGateway extends VerticleBase {
         case DEL -> del(env, config);
         case CHECK -> check(env, config);
         case GC -> gc(config);
-        case STATUS -> status();
+        case STATUS -> status(env);
         case VERSION -> throw new IllegalStateException("answered above");
       };
     } catch (CniError e) {
@@ -291,7 +291,13 @@ public final class CniGateway extends VerticleBase {
    * 50 while pods cannot be added; 51 when only the tunnel or firewall is down, which also
    * means pods already running may not reach other nodes.
    */
-  private Future<String> status() {
+  private Future<String> status(CniEnvironment env) {
+    // Every ADD execs the delegate from CNI_PATH: a runtime whose CNI_PATH lacks it could add no pod.
+    if (!env.path().isEmpty() && delegate.locate(env.path()).isEmpty()) {
+      return Future.failedFuture(new CniError(CniError.NOT_AVAILABLE, "node " + settings.nodeName()
+          + " cannot add pods: the reference plugin '" + BridgeDelegate.PLUGIN + "' is not in CNI_PATH " + env.path()
+          + " (install containernetworking-plugins there)"));
+    }
     return notReady().compose(failing -> {
       if (failing.isEmpty()) {
         return Future.succeededFuture("");

@@ -326,6 +326,19 @@ class PluginAgainstGatewayTest {
     assertEquals(CniError.NOT_AVAILABLE, both.exitCode(), both.stdout());
   }
 
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void statusSaysSoWhenTheBridgePluginIsNotInCniPath(PluginClient client) {
+    PluginClient.Run status = client.run(env("CNI_COMMAND", "STATUS", "CNI_PATH", "/nonexistent:/usr/share"),
+        conf("1.1.0"));
+    assertEquals(CniError.NOT_AVAILABLE, status.exitCode(), status.stdout());
+    assertTrue(status.json().getString("msg").contains("'bridge' is not in CNI_PATH /nonexistent:/usr/share"),
+        status.stdout());
+    PluginClient.Run withIt = client.run(env("CNI_COMMAND", "STATUS", "CNI_PATH", "/nonexistent:" + CNI_PATH),
+        conf("1.1.0"));
+    assertEquals(0, withIt.exitCode(), withIt.stdout());
+  }
+
   @Test
   void nodeBridgeCanBeEnsuredAgainWithoutChange() {
     NodeBridge bridge = new NodeBridge("cni0", lab.inNode());
