@@ -57,9 +57,13 @@ public final class KafkaJournal extends VerticleBase {
   private KafkaProducer<String, String> producer;
   private long ordinal;
   private int inFlight;
-  private boolean degraded;
+  /**
+   * One send at a time until one succeeds: at start (the topic's metadata is not known yet,
+   * so a send can fail after a later one succeeded) and after a failure.
+   */
+  private boolean degraded = true;
   private boolean pausing;
-  private String lastProblem = "";
+  private boolean warned;
 
   private final Counter delivered;
   private final Counter dropped;
@@ -79,13 +83,14 @@ public final class KafkaJournal extends VerticleBase {
     producerConfig.putAll(overrides);
     MeterRegistry registry = Metrics.globalRegistry;
     delivered = Counter.builder("ipsec.cni.journal.delivered").description("events acknowledged by Kafka")
-        .register(registry);
+        .tag("node", node).register(registry);
     dropped = Counter.builder("ipsec.cni.journal.dropped")
-        .description("events not journalled: the buffer was full while Kafka was slow or away").register(registry);
+        .description("events not journalled: the buffer was full while Kafka was slow or away").tag("node", node)
+        .register(registry);
     retried = Counter.builder("ipsec.cni.journal.retried").description("sends that failed and were queued again")
-        .register(registry);
+        .tag("node", node).register(registry);
     Gauge.builder("ipsec.cni.journal.buffered", this, j -> j.bufferedApprox).description("events waiting for Kafka")
-        .register(registry);
+        .tag("node", node).register(registry);
   }
 
   private volatile int bufferedApprox;
@@ -108,6 +113,9 @@ public final class KafkaJournal extends VerticleBase {
     // A send blocks (on a worker thread, never the event loop) at most this long when the
     // topic's metadata is unknown, e.g. Kafka was never reachable.
     c.put("max.block.ms", "5000");
+    // Once the topic's metadata is known, keep it: a send that must wait for metadata can
+    // time out while a later one succeeds, which would break the per-node order.
+    c.put("metadata.max.idle.ms", String.valueOf(24 * 3600 * 1000));
     c.put("linger.ms", "5");
     c.put("reconnect.backoff.ms", "200");
     c.put("reconnect.backoff.max.ms", "5000");
@@ -160,8 +168,9 @@ public final class KafkaJournal extends VerticleBase {
         inFlight--;
         if (done.succeeded()) {
           delivered.increment();
-          if (degraded) {
-            degraded = false;
+          degraded = false;
+          if (warned) {
+            warned = false;
             LOG.info("Kafka journal: publishing again");
           }
         } else {
@@ -193,12 +202,12 @@ public final class KafkaJournal extends VerticleBase {
     bufferedApprox = buffer.size() + inFlight + failedRound.size();
   }
 
+  /** Logged once per outage, not once per event. */
   private void problem(String message) {
-    String m = message == null ? "unknown error" : message;
-    if (!degraded || !m.equals(lastProblem)) {
-      LOG.warning(() -> "Kafka journal: cannot publish (" + m + "); buffering up to " + settings.bufferEvents()
+    if (!warned) {
+      warned = true;
+      LOG.warning(() -> "Kafka journal: cannot publish (" + message + "); buffering up to " + settings.bufferEvents()
           + " events, retrying");
     }
-    lastProblem = m;
   }
 }
