@@ -1,6 +1,7 @@
 package dev.ipseccni.agent;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.ipseccni.bus.IpPrefix;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -146,11 +147,11 @@ public record AgentConfig(
     String cidr = r.text("network.clusterCidr", "10.128.0.0/16");
     int blockLen = r.integer("network.blockPrefixLength", 24);
     Optional<String> preferred = r.optionalText("network.preferredBlock");
-    Prefix clusterPrefix = Prefix.parse(cidr).orElse(null);
+    IpPrefix clusterPrefix = prefix(cidr).orElse(null);
     if (clusterPrefix == null) {
       r.problem("network.clusterCidr: '" + cidr + "' is not a network in CIDR notation (e.g. 10.128.0.0/16)");
     } else {
-      if (blockLen <= clusterPrefix.length()) {
+      if (blockLen <= clusterPrefix.prefixLength()) {
         r.problem("network.blockPrefixLength: /" + blockLen + " is not smaller than the cluster CIDR " + cidr
             + " (a node block must be a part of it)");
       }
@@ -158,10 +159,10 @@ public record AgentConfig(
         r.problem("network.blockPrefixLength: /" + blockLen + " leaves no pod address after the gateway");
       }
       if (preferred.isPresent()) {
-        Optional<Prefix> block = Prefix.parse(preferred.get());
+        Optional<IpPrefix> block = prefix(preferred.get());
         if (block.isEmpty()) {
           r.problem("network.preferredBlock: '" + preferred.get() + "' is not a network in CIDR notation");
-        } else if (block.get().length() != blockLen || !clusterPrefix.contains(block.get())) {
+        } else if (block.get().prefixLength() != blockLen || !clusterPrefix.contains(block.get())) {
           r.problem("network.preferredBlock: " + preferred.get() + " is not a /" + blockLen + " block of " + cidr);
         }
       }
@@ -266,6 +267,23 @@ public record AgentConfig(
       }
     }
     return problems;
+  }
+
+  private static Optional<IpPrefix> prefix(String cidr) {
+    try {
+      return Optional.of(IpPrefix.parse(cidr));
+    } catch (IllegalArgumentException e) {
+      return Optional.empty();
+    }
+  }
+
+  private static boolean isAddress(String literal) {
+    try {
+      IpPrefix.parseAddress(literal);
+      return true;
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
   }
 
   private static String hostName() {
@@ -383,7 +401,7 @@ public record AgentConfig(
     }
 
     void checkAddress(String path, String literal) {
-      if (Prefix.parseAddress(literal).isEmpty()) {
+      if (!isAddress(literal)) {
         problem(path + ": '" + literal + "' is not an IP address");
       }
     }

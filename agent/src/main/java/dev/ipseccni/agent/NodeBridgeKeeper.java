@@ -1,5 +1,6 @@
 package dev.ipseccni.agent;
 
+import dev.ipseccni.bus.IpPrefix;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
@@ -8,7 +9,6 @@ import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.cni.NodeBridge;
-import dev.ipseccni.ipam.IpPrefix;
 import dev.ipseccni.ipam.NodeBlocks;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;

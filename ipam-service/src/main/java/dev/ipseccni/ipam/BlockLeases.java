@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.IpPrefix;
 import com.hazelcast.config.Config;
 import com.hazelcast.config.MapConfig;
 import com.hazelcast.config.SplitBrainProtectionConfig;

@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.IpPrefix;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,5 +1,7 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.IpPrefix;
+
 /**
  * One line of the allocation journal.
  *

@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.IpPrefix;
 import dev.ipseccni.bus.message.Allocation;
 import dev.ipseccni.bus.message.GcRequest;
 import java.io.IOException;

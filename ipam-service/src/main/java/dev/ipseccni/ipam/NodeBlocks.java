@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.IpPrefix;
 import java.math.BigInteger;
 
 /**

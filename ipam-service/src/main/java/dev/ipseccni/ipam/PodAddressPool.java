@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.IpPrefix;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;

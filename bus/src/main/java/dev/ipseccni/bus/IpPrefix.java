@@ -1,4 +1,4 @@
-package dev.ipseccni.ipam;
+package dev.ipseccni.bus;
 
 import java.math.BigInteger;
 import java.net.InetAddress;
@@ -52,7 +52,7 @@ public record IpPrefix(BigInteger network, int prefixLength, int bits) {
   }
 
   /** Parses a single address literal (no host-name lookup) to its number. */
-  static BigInteger parseAddress(String address) {
+  public static BigInteger parseAddress(String address) {
     return new BigInteger(1, literalBytes(address));
   }
 
