@@ -69,6 +69,13 @@ final class LabHarness implements AutoCloseable {
     return run(command);
   }
 
+  /** Runs {@code scripts/lab ARGS} with extra environment (e.g. LAB_AGENT_CONFIG_EXTRA); fails if it exits non-zero. */
+  Result lab(java.util.Map<String, String> env, String... args) {
+    List<String> command = new ArrayList<>(List.of(script.toString()));
+    command.addAll(List.of(args));
+    return run(command, env, null).orFail("lab " + String.join(" ", args) + " with " + env);
+  }
+
   /** Runs a command in a lab namespace: a node index ("1") or router / outside / underlay. */
   Result exec(String where, String... command) {
     List<String> args = new ArrayList<>(List.of("exec", where));
