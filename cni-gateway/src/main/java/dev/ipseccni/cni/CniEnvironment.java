@@ -47,7 +47,7 @@ public record CniEnvironment(CniCommand command, String containerId, String netn
     required("CNI_CONTAINERID", id, CniCommand.ADD);
     if (!CONTAINER_ID.matcher(id).matches()) {
       throw new CniError(CniError.INVALID_ENVIRONMENT,
-          "CNI_CONTAINERID '" + id + "' is invalid: it must start with a letter or digit and hold only letters,"
+          "CNI_CONTAINERID '" + printable(id) + "' is invalid: it must start with a letter or digit and hold only letters,"
               + " digits, '_', '.' and '-'");
     }
   }
@@ -56,11 +56,25 @@ public record CniEnvironment(CniCommand command, String containerId, String netn
     if (name.isEmpty()) {
       throw new CniError(CniError.INVALID_ENVIRONMENT, "CNI_IFNAME is required");
     }
-    boolean bad = name.length() > 15 || name.equals(".") || name.equals("..")
-        || name.chars().anyMatch(c -> c == '/' || c == ':' || Character.isWhitespace(c));
+    // The kernel counts bytes (IFNAMSIZ 16 with the NUL); control characters would end up in
+    // the delegate's arguments, our logs and bus messages, so they are refused as well.
+    boolean bad = name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 15 || name.equals(".")
+        || name.equals("..")
+        || name.chars().anyMatch(c -> c == '/' || c == ':' || Character.isWhitespace(c) || Character.isISOControl(c)
+            || Character.isSurrogate((char) c));
     if (bad) {
-      throw new CniError(CniError.INVALID_ENVIRONMENT,
-          "CNI_IFNAME '" + name + "' is not a valid interface name (1-15 characters, not . or .., no /, : or spaces)");
+      throw new CniError(CniError.INVALID_ENVIRONMENT, "CNI_IFNAME '" + printable(name)
+          + "' is not a valid interface name (1-15 bytes, not . or .., no /, :, spaces or control characters)");
     }
+  }
+
+  /** A runtime-supplied value as it may appear in an error message: control characters escaped, length bounded. */
+  static String printable(String value) {
+    StringBuilder out = new StringBuilder();
+    for (int i = 0; i < value.length() && out.length() < 80; i++) {
+      char c = value.charAt(i);
+      out.append(Character.isISOControl(c) ? String.format("\\u%04x", (int) c) : String.valueOf(c));
+    }
+    return value.length() > 80 ? out + "..." : out.toString();
   }
 }

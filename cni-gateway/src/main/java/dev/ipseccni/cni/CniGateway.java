@@ -16,6 +16,7 @@ import dev.ipseccni.cni.plugin.PluginProtocol;
 import dev.ipseccni.cni.plugin.PluginReply;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.ReplyException;
@@ -111,28 +112,45 @@ public final class CniGateway extends VerticleBase {
       request.response().setStatusCode(404).end();
       return;
     }
-    request.body().onComplete(body -> {
-      if (body.failed()) {
-        request.response().setStatusCode(400).end(String.valueOf(body.cause().getMessage()));
+    // The body is read chunk by chunk and bounded: an oversized one is drained and answered, never buffered whole.
+    Buffer body = Buffer.buffer();
+    long[] received = {0};
+    request.handler(chunk -> {
+      received[0] += chunk.length();
+      if (received[0] <= PluginProtocol.MAX_REQUEST_BYTES) {
+        body.appendBuffer(chunk);
+      }
+    });
+    request.exceptionHandler(e -> LOG.log(System.Logger.Level.WARNING, "CNI request not read: " + e));
+    request.endHandler(end -> {
+      if (received[0] > PluginProtocol.MAX_REQUEST_BYTES) {
+        reply(request, PluginReply.error(latestVersion(), CniError.INVALID_NETWORK_CONFIG, "CNI request of "
+            + received[0] + " bytes is larger than the " + PluginProtocol.MAX_REQUEST_BYTES
+            + " bytes the gateway accepts", "is stdin a network config?"));
         return;
       }
       PluginCall call;
       try {
-        call = PluginCall.fromJson(body.result().toString(StandardCharsets.UTF_8));
+        call = PluginCall.fromJson(body.toString(StandardCharsets.UTF_8));
       } catch (IllegalArgumentException e) {
         request.response().setStatusCode(400).end(e.getMessage());
         return;
       }
-      serve(call).onComplete(done -> {
-        PluginReply reply = done.succeeded() ? done.result()
-            : PluginReply.error(PluginProtocol.SUPPORTED_VERSIONS.get(PluginProtocol.SUPPORTED_VERSIONS.size() - 1),
-                CniError.INTERNAL, "internal error in the CNI gateway", String.valueOf(done.cause()));
-        request.response()
-            .putHeader(PluginProtocol.EXIT_CODE_HEADER, Integer.toString(reply.exitCode()))
-            .putHeader("Content-Type", "application/json")
-            .end(reply.stdout());
-      });
+      serve(call).onComplete(done -> reply(request, done.succeeded() ? done.result()
+          : PluginReply.error(latestVersion(), CniError.INTERNAL, "internal error in the CNI gateway",
+              String.valueOf(done.cause()))));
     });
+  }
+
+  private static void reply(HttpServerRequest request, PluginReply reply) {
+    request.response()
+        .putHeader(PluginProtocol.EXIT_CODE_HEADER, Integer.toString(reply.exitCode()))
+        .putHeader("Content-Type", "application/json")
+        .end(reply.stdout());
+  }
+
+  private static String latestVersion() {
+    return PluginProtocol.SUPPORTED_VERSIONS.get(PluginProtocol.SUPPORTED_VERSIONS.size() - 1);
   }
 
   /** One CNI call, answered as the plugin must print it. Never fails: errors become CNI error replies. */
@@ -155,8 +173,9 @@ public final class CniGateway extends VerticleBase {
       if (command == CniCommand.VERSION) {
         return Future.succeededFuture(IpsecCniPlugin.run(call));
       }
-      NetworkConfig config = NetworkConfig.parse(call.stdin(), settings.supportedVersions());
-      CniEnvironment env = CniEnvironment.from(call.env());
+      CniRequest request = CniRequest.parse(call.env(), call.stdin(), settings.supportedVersions());
+      CniEnvironment env = request.env();
+      NetworkConfig config = request.config();
       answer = switch (command) {
         case ADD -> add(env, config);
         case DEL -> del(env, config);

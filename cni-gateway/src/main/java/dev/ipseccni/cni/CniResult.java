@@ -28,7 +28,10 @@ public record CniResult(List<Interface> interfaces, List<Ip> ips, List<Route> ro
     dns = dns == null ? new JsonObject() : dns.copy();
   }
 
-  /** Reads a result of any supported version (the fields we write are a superset across them). */
+  /**
+   * Reads a result of any supported version (the fields we write are a superset across them).
+   * A result of the wrong shape throws ClassCastException or IllegalArgumentException.
+   */
   public static CniResult fromJson(JsonObject json) {
     List<Interface> interfaces = new ArrayList<>();
     for (Object o : json.getJsonArray("interfaces", new JsonArray())) {
@@ -39,11 +42,17 @@ public record CniResult(List<Interface> interfaces, List<Ip> ips, List<Route> ro
     List<Ip> ips = new ArrayList<>();
     for (Object o : json.getJsonArray("ips", new JsonArray())) {
       JsonObject ip = (JsonObject) o;
+      if (ip.getString("address") == null) {
+        throw new IllegalArgumentException("ips entry " + ip.encode() + " has no address");
+      }
       ips.add(new Ip(ip.getString("address"), ip.getString("gateway", ""), ip.getInteger("interface", -1)));
     }
     List<Route> routes = new ArrayList<>();
     for (Object o : json.getJsonArray("routes", new JsonArray())) {
       JsonObject r = (JsonObject) o;
+      if (r.getString("dst") == null) {
+        throw new IllegalArgumentException("routes entry " + r.encode() + " has no dst");
+      }
       routes.add(new Route(r.getString("dst"), r.getString("gw", "")));
     }
     return new CniResult(interfaces, ips, routes, json.getJsonObject("dns"));

@@ -19,7 +19,10 @@ import java.util.Optional;
  */
 public record NetworkConfig(String cniVersion, String name, String type, Optional<Integer> mtu, JsonObject raw) {
 
-  /** Parses stdin; 6 when it is not JSON, 7 when it lacks what a network config must have, 1 for an unknown version. */
+  /**
+   * Parses stdin; 6 when it is not JSON, 7 when it lacks what a network config must have
+   * or a field has the wrong shape (prevResult included), 1 for an unknown version.
+   */
   public static NetworkConfig parse(String stdin, List<String> supportedVersions) {
     JsonObject json;
     try {
@@ -37,8 +40,18 @@ public record NetworkConfig(String cniVersion, String name, String type, Optiona
     if (mtu != null && !(mtu instanceof Number n && n.intValue() >= 576 && n.intValue() <= 65535)) {
       throw new CniError(CniError.INVALID_NETWORK_CONFIG, "mtu " + mtu + " is not a number from 576 to 65535");
     }
-    return new NetworkConfig(version, name, json.getString("type", ""),
+    Object type = json.getValue("type");
+    if (type != null && !(type instanceof String)) {
+      throw new CniError(CniError.INVALID_NETWORK_CONFIG, "network config \"type\" is not a string");
+    }
+    Object runtimeConfig = json.getValue("runtimeConfig");
+    if (runtimeConfig != null && !(runtimeConfig instanceof JsonObject)) {
+      throw new CniError(CniError.INVALID_NETWORK_CONFIG, "network config \"runtimeConfig\" is not an object");
+    }
+    NetworkConfig config = new NetworkConfig(version, name, type == null ? "" : (String) type,
         Optional.ofNullable(mtu).map(m -> ((Number) m).intValue()), json);
+    config.prevResult();
+    return config;
   }
 
   /** The version, as well as it can be read, for error answers to a config that failed to parse. */
@@ -61,8 +74,16 @@ public record NetworkConfig(String cniVersion, String name, String type, Optiona
 
   /** The previous result (CHECK, DEL, chained ADD), in this config's version. */
   public Optional<CniResult> prevResult() {
-    JsonObject prev = raw.getJsonObject("prevResult");
-    return prev == null ? Optional.empty() : Optional.of(CniResult.fromJson(prev));
+    Object prev = raw.getValue("prevResult");
+    if (prev == null) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(CniResult.fromJson((JsonObject) prev));
+    } catch (ClassCastException | IllegalArgumentException e) {
+      // parse() called this once: a config that got past it never throws here
+      throw new CniError(CniError.INVALID_NETWORK_CONFIG, "prevResult is not a CNI result", String.valueOf(e.getMessage()));
+    }
   }
 
   /** A runtimeConfig entry the runtime supplied (only capabilities the conflist declared). */
@@ -73,13 +94,14 @@ public record NetworkConfig(String cniVersion, String name, String type, Optiona
 
   /** GC's list of attachments to keep: {@code cni.dev/valid-attachments}, or libcni's older {@code cni.dev/attachments}. */
   public List<GcRequest.Attachment> validAttachments() {
-    JsonArray list = raw.getJsonArray("cni.dev/valid-attachments", raw.getJsonArray("cni.dev/attachments"));
-    if (list == null) {
+    Object listed = raw.getValue("cni.dev/valid-attachments", raw.getValue("cni.dev/attachments"));
+    if (!(listed instanceof JsonArray list)) {
       throw new CniError(CniError.INVALID_NETWORK_CONFIG, "GC needs cni.dev/valid-attachments");
     }
     List<GcRequest.Attachment> valid = new ArrayList<>();
     for (Object o : list) {
-      if (!(o instanceof JsonObject a) || a.getString("containerID") == null || a.getString("ifname") == null) {
+      if (!(o instanceof JsonObject a) || !(a.getValue("containerID") instanceof String)
+          || !(a.getValue("ifname") instanceof String)) {
         throw new CniError(CniError.INVALID_NETWORK_CONFIG,
             "cni.dev/valid-attachments entry " + o + " lacks containerID or ifname");
       }

@@ -11,8 +11,12 @@ import java.util.Map;
  * booleans and null; quote a string.
  */
 final class MiniJson {
+  /** Deeper documents are refused rather than recursed into: 100k nested '[' must not overflow the stack. */
+  static final int MAX_DEPTH = 256;
+
   private final String text;
   private int pos;
+  private int depth;
 
   private MiniJson(String text) {
     this.text = text;
@@ -69,6 +73,9 @@ final class MiniJson {
       throw error("unexpected end");
     }
     char c = text.charAt(pos);
+    if ((c == '{' || c == '[') && depth >= MAX_DEPTH) {
+      throw error("nested deeper than " + MAX_DEPTH + " levels");
+    }
     return switch (c) {
       case '{' -> object();
       case '[' -> array();
@@ -82,10 +89,12 @@ final class MiniJson {
 
   private Map<String, Object> object() {
     Map<String, Object> map = new LinkedHashMap<>();
+    depth++;
     pos++;
     space();
     if (peek('}')) {
       pos++;
+      depth--;
       return map;
     }
     while (true) {
@@ -103,6 +112,7 @@ final class MiniJson {
         pos++;
       } else {
         expect('}');
+        depth--;
         return map;
       }
     }
@@ -110,10 +120,12 @@ final class MiniJson {
 
   private List<Object> array() {
     List<Object> list = new ArrayList<>();
+    depth++;
     pos++;
     space();
     if (peek(']')) {
       pos++;
+      depth--;
       return list;
     }
     while (true) {
@@ -124,6 +136,7 @@ final class MiniJson {
         pos++;
       } else {
         expect(']');
+        depth--;
         return list;
       }
     }

@@ -45,6 +45,13 @@ public final class PluginProtocol {
   public static final String PENDING_DEL_DIR_NAME = "pending-del";
   public static final String PENDING_DEL_SUFFIX = ".json";
 
+  /**
+   * Largest request body the gateway reads (env + stdin, as JSON). A network config is a few
+   * KiB and a GC's attachment list a few hundred bytes per pod; a bigger body is answered
+   * with {@link #CODE_INVALID_NETWORK_CONFIG} after being read and discarded, never buffered.
+   */
+  public static final int MAX_REQUEST_BYTES = 1024 * 1024;
+
   /** Environment variables whose name starts with this are forwarded. */
   public static final String ENV_PREFIX = "CNI_";
 
@@ -55,6 +62,7 @@ public final class PluginProtocol {
   public static final int CODE_INVALID_ENVIRONMENT = 4;
   public static final int CODE_IO_FAILURE = 5;
   public static final int CODE_DECODE_FAILURE = 6;
+  public static final int CODE_INVALID_NETWORK_CONFIG = 7;
   public static final int CODE_TRY_AGAIN_LATER = 11;
   public static final int CODE_NOT_AVAILABLE = 50;
   /** The gateway answered, but not with a CNI answer (HTTP error, truncated reply). */
