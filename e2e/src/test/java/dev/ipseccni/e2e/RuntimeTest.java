@@ -1,0 +1,150 @@
+package dev.ipseccni.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * A real libcni runtime drives our plugin: podman 4.3 (CNI backend, runc) on lab node 1,
+ * with a network whose conflist is the one node 1's agent wrote. No registry: the
+ * container's root is a directory holding busybox and the libraries it links.
+ *
+ * <p>podman runs under {@code nsenter --net} rather than {@code ip netns exec}: the latter
+ * remounts /sys for the namespace, which hides the cgroup mounts runc needs.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class RuntimeTest {
+
+  private static final Duration TUNNEL = Duration.ofMinutes(3);
+  private static final String CONTAINER = CniLab.PREFIX + "rt";
+
+  private LabHarness lab;
+  private CniLab cni;
+  private Path podman;
+
+  @BeforeAll
+  void up() throws IOException {
+    assumeTrue(Files.isExecutable(Path.of("/usr/bin/podman")) && Files.isExecutable(Path.of("/usr/sbin/runc")),
+        "podman and runc are not installed (apt-get install podman runc conmon)");
+    lab = new LabHarness();
+    cni = new CniLab(lab);
+    cni.up(2, "{}");
+    podman = lab.labDir().resolve("podman");
+    preparePodman(cni.conflist(1));
+  }
+
+  @AfterAll
+  void down() {
+    if (lab != null) {
+      podman("rm", "-f", "-t", "0", CONTAINER);
+      lab.close();
+    }
+  }
+
+  /** containers.conf, the network directory holding node 1's conflist, and a busybox root. */
+  private void preparePodman(JsonNode conflist) throws IOException {
+    Path net = Files.createDirectories(podman.resolve("net.d"));
+    Files.writeString(net.resolve("10-ipsec-cni.conflist"), conflist.toPrettyString());
+    Files.writeString(podman.resolve("containers.conf"), String.join("\n",
+        "[network]",
+        "network_backend = \"cni\"",
+        "cni_plugin_dirs = [\"" + cni.plugin.getParent() + "\", \"/usr/lib/cni\"]",
+        "network_config_dir = \"" + net + "\"",
+        "[engine]",
+        "runtime = \"runc\"",
+        "cgroup_manager = \"cgroupfs\"",
+        "events_logger = \"file\"",
+        "events_logfile_path = \"" + podman.resolve("events.log") + "\"",
+        ""));
+    Path rootfs = podman.resolve("rootfs");
+    for (String dir : List.of("bin", "proc", "sys", "dev", "etc", "tmp", "run")) {
+      Files.createDirectories(rootfs.resolve(dir));
+    }
+    Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("bin/busybox"));
+    String ldd = run(List.of("ldd", "/usr/bin/busybox")).stdout();
+    for (String word : ldd.split("\\s+")) {
+      if (word.startsWith("/")) {
+        Path target = rootfs.resolve(word.substring(1));
+        Files.createDirectories(target.getParent());
+        Files.copy(Path.of(word).toRealPath(), target);
+      }
+    }
+    for (String applet : List.of("sh", "sleep", "ping", "ip", "cat")) {
+      Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
+    }
+  }
+
+  private LabHarness.Result podman(String... args) {
+    List<String> command = new ArrayList<>(List.of("nsenter", "--net=/run/netns/" + CniLab.PREFIX + "node1",
+        "podman", "--root", podman.resolve("root").toString(), "--runroot", podman.resolve("runroot").toString()));
+    command.addAll(List.of(args));
+    return run(command);
+  }
+
+  @Test
+  void podmanContainerGetsAnAddressOfTheNodesBlockReachesARemotePodAndIsDeletedOnRm() {
+    String peer = lab.lab("pod", "add", "2", "peer").stdout();
+    String peerAddress = CniLab.address(parse(peer)).split("/")[0];
+    assertTrue(peerAddress.startsWith("10.128.2."), peer);
+
+    String id = podman("run", "-d", "--name", CONTAINER, "--ulimit", "nofile=1024:1024", "--ulimit",
+        "nproc=1024:1024", "--network", "ipsec-cni", "--rootfs", podman.resolve("rootfs").toString(),
+        "/bin/sleep", "600").orFail("podman run").stdout().strip();
+    // podman's CNI_CONTAINERID is the container id: the agent's pod list must show it
+    JsonNode pod = lab.awaitState(1, TUNNEL, "the container in node1's pods", s -> find(s, id).isPresent());
+    String address = find(pod, id).orElseThrow().path("address").asText();
+    assertTrue(address.startsWith("10.128.1."), address);
+    assertEquals(Map.of(id + "/eth0", address), cni.allocations(1));
+    String inContainer = podman("exec", CONTAINER, "ip", "-4", "-o", "addr", "show", "eth0").orFail("ip addr").stdout();
+    assertTrue(inContainer.contains(address), inContainer);
+
+    LabHarness.await(TUNNEL, "container on node1 -> pod on node2 through the tunnel",
+        () -> podman("exec", CONTAINER, "ping", "-c", "1", "-W", "2", peerAddress).exitCode() == 0);
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "nothing crossed the underlay in plaintext");
+
+    podman("rm", "-f", "-t", "0", CONTAINER).orFail("podman rm");
+    assertEquals(Map.of(), cni.allocations(1), "DEL on rm released the address");
+    assertEquals(List.of(), cni.veths(1), "DEL on rm removed the veth");
+    JsonNode after = lab.state(1).orElseThrow();
+    assertFalse(find(after, id).isPresent(), "the container left node1's pods: " + after.path("pods"));
+  }
+
+  private static Optional<JsonNode> find(JsonNode state, String containerId) {
+    for (JsonNode p : state.path("pods")) {
+      if (p.path("containerId").asText().equals(containerId)) {
+        return Optional.of(p);
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static JsonNode parse(String json) {
+    try {
+      return LabHarness.JSON.readTree(json);
+    } catch (IOException e) {
+      throw new AssertionError("not JSON: " + json, e);
+    }
+  }
+
+  private LabHarness.Result run(List<String> command) {
+    Path conf = podman.resolve("containers.conf");
+    List<String> withConf = new ArrayList<>(List.of("env", "CONTAINERS_CONF=" + conf));
+    withConf.addAll(command);
+    return cni.run(withConf);
+  }
+}
