@@ -23,12 +23,18 @@ import java.util.Map;
  * </pre>
  *
  * (name8 = 1-byte length + bytes, value16 = 2-byte big-endian length + bytes.)
- * Decoding is iterative and bounds-checked: a hostile or broken peer gets a
- * {@link ViciProtocolException}, never a hang, a stack overflow or a huge allocation.
+ * Decoding is iterative, bounds-checked and depth-limited: a hostile or broken peer gets a
+ * {@link ViciProtocolException}, never a hang, a stack overflow (here or later, in code that
+ * walks the message) or a huge allocation.
  */
 public final class ViciCodec {
   /** Largest frame charon sends or accepts (VICI_MESSAGE_SIZE_MAX in libvici). */
   public static final int MAX_FRAME = 512 * 1024;
+  /**
+   * Deepest section nesting we accept; charon's deepest (list-sas: sa, child-sas, child) is
+   * a handful. Decoding is iterative, but equals, toString and encoding of a message recurse.
+   */
+  public static final int MAX_DEPTH = 64;
 
   static final int SECTION_START = 1;
   static final int SECTION_END = 2;
@@ -153,6 +159,9 @@ public final class ViciCodec {
       switch (element) {
         case SECTION_START -> {
           String name = name8(in, "section name");
+          if (open.size() >= MAX_DEPTH) {
+            throw new ViciProtocolException("VICI sections nested deeper than " + MAX_DEPTH + " levels");
+          }
           open.push(current);
           openNames.push(name);
           current = ViciMessage.builder();

@@ -101,9 +101,7 @@ class ViciCodecTest {
     }
   }
 
-  @Test
-  void deepNestingDoesNotOverflowTheStack() throws Exception {
-    int depth = 100_000;
+  private static ByteBuffer nestedSections(int depth) {
     ByteBuffer b = ByteBuffer.allocate(1 + depth * 3 + depth);
     b.put((byte) 1);
     for (int i = 0; i < depth; i++) {
@@ -112,8 +110,16 @@ class ViciCodecTest {
     for (int i = 0; i < depth; i++) {
       b.put((byte) 2);
     }
-    ViciPacket p = ViciCodec.decodePacket(b.flip());
-    assertTrue(p.message().section("s").isPresent());
+    return b.flip();
+  }
+
+  @Test
+  void deepNestingIsAProtocolErrorNotAStackOverflow() throws Exception {
+    // Decoding alone never recursed; equals, toString and encoding of the decoded message did.
+    assertThrows(ViciProtocolException.class, () -> ViciCodec.decodePacket(nestedSections(100_000)));
+    ViciPacket deepest = ViciCodec.decodePacket(nestedSections(ViciCodec.MAX_DEPTH));
+    assertTrue(deepest.message().section("s").isPresent());
+    assertEquals(deepest.message(), ViciCodec.decodeMessage(ByteBuffer.wrap(ViciCodec.encodeMessage(deepest.message()))));
   }
 
   @Test
