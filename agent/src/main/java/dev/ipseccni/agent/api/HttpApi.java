@@ -78,8 +78,8 @@ public final class HttpApi extends VerticleBase {
         .end(metrics.scrape(ownAllocations())));
     router.get("/events").handler(stream::open);
     router.get("/events/recent").handler(stream::recent);
-    router.get("/").handler(ctx -> ctx.redirect("/dashboard/"));
-    router.get("/dashboard").handler(ctx -> ctx.redirect("/dashboard/"));
+    // vertx-web matches "/dashboard" and "/dashboard/" alike: redirect to the file, not the folder
+    router.get("/").handler(ctx -> ctx.redirect("/dashboard/index.html"));
     router.get("/dashboard/*").handler(StaticHandler.create("dashboard").setCachingEnabled(false));
     // read-only: anything else, whatever its method, is not here
     router.route().handler(ctx -> ctx.response().setStatusCode(ctx.request().method().name().equals("GET") ? 404 : 405)

@@ -202,6 +202,15 @@ class HttpApiTest {
   }
 
   @Test
+  void dashboardIsServedFromTheRoot() throws Exception {
+    HttpURLConnection c = (HttpURLConnection) URI.create(base() + "/").toURL().openConnection();
+    c.setInstanceFollowRedirects(true);
+    assertEquals(200, c.getResponseCode());
+    String page = new String(c.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(page.contains("<title>ipsec-cni mesh</title>") && page.contains("new EventSource(\"/events"), page);
+  }
+
+  @Test
   void writesAreRefused() throws Exception {
     HttpURLConnection c = (HttpURLConnection) URI.create(base() + "/state").toURL().openConnection();
     c.setRequestMethod("POST");
