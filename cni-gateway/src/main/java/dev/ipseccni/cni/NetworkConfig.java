@@ -7,6 +7,7 @@ import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.regex.Pattern;
 
 /**
  * The network configuration the runtime passed on stdin. Keys we do not know (including
@@ -18,6 +19,9 @@ import java.util.Optional;
  * @param mtu the pod interface MTU from the config, when it names one
  */
 public record NetworkConfig(String cniVersion, String name, String type, Optional<Integer> mtu, JsonObject raw) {
+
+  /** The spec's network name; it is part of every allocation key and journal record. */
+  private static final Pattern NAME = Pattern.compile("[a-zA-Z0-9][a-zA-Z0-9_.\\-]*");
 
   /**
    * Parses stdin; 6 when it is not JSON, 7 when it lacks what a network config must have
@@ -36,6 +40,10 @@ public record NetworkConfig(String cniVersion, String name, String type, Optiona
           "cniVersion " + version + " is not supported", "supported: " + String.join(", ", supportedVersions));
     }
     String name = string(json, "name");
+    if (!NAME.matcher(name).matches()) {
+      throw new CniError(CniError.INVALID_NETWORK_CONFIG, "network name '" + CniEnvironment.printable(name)
+          + "' is invalid: the spec wants a letter or digit first, then letters, digits, '_', '.' or '-'");
+    }
     Object mtu = json.getValue("mtu");
     if (mtu != null && !(mtu instanceof Number n && n.intValue() >= 576 && n.intValue() <= 65535)) {
       throw new CniError(CniError.INVALID_NETWORK_CONFIG, "mtu " + mtu + " is not a number from 576 to 65535");
