@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -189,6 +190,37 @@ public final class TunnelService extends VerticleBase {
         });
   }
 
+  /**
+   * Spacing of the initiations of one connection while it stays down: a peer that refuses
+   * (no config loaded yet, a wrong key) answers at once, and every refusal is a down event,
+   * so without it charon was asked to initiate hundreds of times a minute. It doubles from
+   * one second to the reconcile interval and is forgotten once the tunnel is up.
+   */
+  private static final class Backoff {
+    private final long maxNanos;
+    private long delayNanos;
+    private long notBefore = Long.MIN_VALUE;
+
+    Backoff(Duration min, Duration max) {
+      this.delayNanos = min.toNanos();
+      this.maxNanos = Math.max(min.toNanos(), max.toNanos());
+    }
+
+    /** True when an initiation may go out now; then the next one waits twice as long. */
+    boolean due(long now) {
+      if (notBefore != Long.MIN_VALUE && now - notBefore < 0) {
+        return false;
+      }
+      notBefore = now + delayNanos;
+      delayNanos = Math.min(delayNanos * 2, maxNanos);
+      return true;
+    }
+  }
+
+  private static final Duration MIN_INITIATE_BACKOFF = Duration.ofSeconds(1);
+  /** Touched only by the one-thread VICI worker, like the session. */
+  private final Map<String, Backoff> initiateBackoff = new HashMap<>();
+
   /** What a reconcile found and did. */
   private record Outcome(Map<String, PeerTunnel> desired, Map<String, PeerTunnel> applied,
                          Map<String, PeerTunnel> up) {}
@@ -229,9 +261,14 @@ public final class TunnelService extends VerticleBase {
     }
     appliedNow.keySet().retainAll(desired.keySet());
     SaState sas = SaState.of(session.listSas(), desired);
+    long now = System.nanoTime();
+    initiateBackoff.keySet().retainAll(desired.keySet());
     for (PeerTunnel t : desired.values()) {
       boolean missing = !sas.up().containsKey(t.connName()) && !sas.busy().contains(t.connName());
-      if (missing && (t.initiator() || initiateAll)) {
+      if (!missing) {
+        initiateBackoff.remove(t.connName());
+      } else if ((t.initiator() || initiateAll) && initiateBackoff.computeIfAbsent(t.connName(),
+          name -> new Backoff(MIN_INITIATE_BACKOFF, settings.reconcileInterval())).due(now)) {
         try {
           session.initiate(t.connName(), t.connName(), -1);
         } catch (ViciCommandException e) {
@@ -252,8 +289,11 @@ public final class TunnelService extends VerticleBase {
     ViciSession s = ViciSession.connect(settings.viciSocket());
     try {
       s.version();
-      s.subscribe("child-updown", e -> vertx.runOnContext(v -> requestReconcile(!e.message().isYes("up"))));
-      s.subscribe("ike-updown", e -> vertx.runOnContext(v -> requestReconcile(!e.message().isYes("up"))));
+      // A tunnel that went down is initiated again at once only by the side meant to start
+      // it; the other side waits for its timer. Both re-initiating together made duplicate
+      // IKE SAs after every `swanctl --terminate` or peer reboot.
+      s.subscribe("child-updown", e -> vertx.runOnContext(v -> requestReconcile(false)));
+      s.subscribe("ike-updown", e -> vertx.runOnContext(v -> requestReconcile(false)));
     } catch (IOException e) {
       s.close();
       throw e;
