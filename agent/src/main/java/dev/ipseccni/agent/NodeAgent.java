@@ -40,7 +40,8 @@ final class NodeAgent {
     this.cluster = cluster;
     this.services = services;
     this.events = new EventPublisher(cluster.vertx().eventBus(), config.nodeName(), System.currentTimeMillis());
-    this.api = new HttpApi(config, this::state);
+    this.api = new HttpApi(config, this::state,
+        new NodeReadiness(cluster.vertx(), config.nodeName(), NodeReadiness.components(config)));
   }
 
   /** Starts everything; the future fails (and nothing is left running) if any part cannot start. */

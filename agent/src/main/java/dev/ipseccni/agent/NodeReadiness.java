@@ -26,7 +26,7 @@ public final class NodeReadiness {
   }
 
   /** The components whose readiness makes the node's, for an agent with this config. */
-  static List<String> components(AgentConfig config) {
+  public static List<String> components(AgentConfig config) {
     List<String> components = new ArrayList<>(config.services());
     if (config.runs(Addresses.CNI_GATEWAY)) {
       components.add(Addresses.BRIDGE);

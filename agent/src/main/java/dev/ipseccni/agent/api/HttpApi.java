@@ -1,6 +1,7 @@
 package dev.ipseccni.agent.api;
 
 import dev.ipseccni.agent.AgentConfig;
+import dev.ipseccni.agent.NodeReadiness;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.JsonRecordCodec;
@@ -34,11 +35,11 @@ import java.util.function.Supplier;
  * events: call {@link #observe} early, deploy the verticle once the services run.
  */
 public final class HttpApi extends VerticleBase {
-  private static final DeliveryOptions STATUS_TIMEOUT = new DeliveryOptions().setSendTimeout(2_000);
   private static final long KEEPALIVE_MILLIS = 15_000;
 
   private final AgentConfig config;
   private final Supplier<Map<String, Object>> state;
+  private final NodeReadiness readiness;
   private final ClusterView view;
   private final AgentMetrics metrics;
   private final EventStream stream;
@@ -48,9 +49,10 @@ public final class HttpApi extends VerticleBase {
    * @param state the agent's own state (node, members, services, the IPAM view), which
    *     /state extends with tunnels, pods, firewall and readiness
    */
-  public HttpApi(AgentConfig config, Supplier<Map<String, Object>> state) {
+  public HttpApi(AgentConfig config, Supplier<Map<String, Object>> state, NodeReadiness readiness) {
     this.config = config;
     this.state = state;
+    this.readiness = readiness;
     this.view = new ClusterView(config.nodeName(), 1000);
     this.metrics = new AgentMetrics(view);
     this.stream = new EventStream(view);
@@ -112,17 +114,9 @@ public final class HttpApi extends VerticleBase {
     return statuses.stream().filter(s -> !s.ready()).map(s -> s.component() + ": " + s.reason()).toList();
   }
 
-  /** Asks every service this agent runs; one that does not answer is not ready. */
+  /** The node's readiness rule, the same one that decides when the conflist is written. */
   public Future<List<ComponentStatus>> readiness() {
-    List<Future<ComponentStatus>> asks = new ArrayList<>();
-    for (String component : config.services()) {
-      asks.add(vertx.eventBus()
-          .<ComponentStatus>request(Addresses.nodeStatus(config.nodeName(), component), null, STATUS_TIMEOUT)
-          .map(reply -> reply.body())
-          .recover(err -> Future.succeededFuture(
-              ComponentStatus.notReady(component, "no answer from the service: " + err.getMessage()))));
-    }
-    return Future.join(asks).transform(ignored -> Future.succeededFuture(asks.stream().map(Future::result).toList()));
+    return readiness.check();
   }
 
   /** This node: its state as the agent gives it, plus lease, pods, tunnels, firewall and readiness. */

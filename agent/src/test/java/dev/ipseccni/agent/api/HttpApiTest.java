@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ipseccni.agent.AgentConfig;
+import dev.ipseccni.agent.NodeReadiness;
 import dev.ipseccni.agent.Main;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.BusCodecs;
@@ -74,7 +75,7 @@ class HttpApiTest {
       s.put("underlayAddress", "127.0.0.1");
       s.put("members", List.of("node1", "node2"));
       return s;
-    });
+    }, new NodeReadiness(vertx, "node1", NodeReadiness.components(agentConfig)));
     api.observe(vertx.eventBus()).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     vertx.deployVerticle(api).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
   }
