@@ -36,6 +36,12 @@ public final class FirewallService extends VerticleBase {
 
   // Event-loop state.
   private Optional<Ipv4Cidr> ownBlock = Optional.empty();
+  /**
+   * The block the chains in place were asserted for by the previous agent, kept until this
+   * node's lease is known: asserting the guard alone meanwhile would drop the pods'
+   * traffic for the moment an agent restart takes.
+   */
+  private Optional<Ipv4Cidr> blockInPlace = Optional.empty();
   /** The block the chains were last asserted for; empty until the first successful assertion. */
   private Optional<Optional<Ipv4Cidr>> assertedFor = Optional.empty();
   private Optional<String> failure = Optional.of("firewall not asserted yet");
@@ -75,7 +81,16 @@ public final class FirewallService extends VerticleBase {
       }
       requestCheck();
     });
-    return Future.all(consumers.stream().map(MessageConsumer::completion).toList())
+    Future<Void> previous = ownBlock.isPresent() ? Future.succeededFuture()
+        : vertx.executeBlocking(firewall::blockInPlace, true)
+            .onSuccess(found -> {
+              blockInPlace = found;
+              found.ifPresent(b -> LOG.info(() -> "keeping the rules in place for block " + b
+                  + " until this node's lease is known"));
+            })
+            .<Void>mapEmpty()
+            .recover(err -> Future.succeededFuture());
+    return previous.compose(x -> Future.all(consumers.stream().map(MessageConsumer::completion).toList()))
         .onSuccess(ready -> events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.FIREWALL)))
         .compose(ready -> check())
         .mapEmpty();
@@ -100,6 +115,10 @@ public final class FirewallService extends VerticleBase {
       return ComponentStatus.notReady(Addresses.FIREWALL,
           "plaintext guard in place, but the own block is not known yet (no lease for node "
               + settings.nodeName() + ")");
+    }
+    if (!assertedFor.equals(Optional.of(ownBlock))) {
+      return ComponentStatus.notReady(Addresses.FIREWALL, "the chains for block " + ownBlock.get()
+          + " are not asserted yet");
     }
     return ComponentStatus.ready(Addresses.FIREWALL);
   }
@@ -141,7 +160,7 @@ public final class FirewallService extends VerticleBase {
   /** One assertion on a worker; the outcome is applied on the event loop. Never fails. */
   private Future<Void> check() {
     checkRunning = true;
-    Optional<Ipv4Cidr> block = ownBlock;
+    Optional<Ipv4Cidr> block = ownBlock.or(() -> blockInPlace);
     return vertx.executeBlocking(() -> firewall.enforce(block), true)
         .transform(result -> {
           checkRunning = false;

@@ -72,6 +72,28 @@ public final class NodeFirewall {
     return new Enforcement(desired.stream().map(OwnChain::label).toList(), repaired, notRepaired);
   }
 
+  /**
+   * The own block that the chains in place were asserted for, by an earlier run of the
+   * agent: read from the NAT chain's "pod addresses stay inside the cluster" rule. Empty
+   * when there are no chains of ours or they hold no block.
+   */
+  public Optional<Ipv4Cidr> blockInPlace() throws IptablesException {
+    SavedTable nat = iptables.save().get("nat");
+    if (nat == null) {
+      return Optional.empty();
+    }
+    for (String rule : nat.rules(OwnChains.NAT_CHAIN)) {
+      java.util.regex.Matcher m = IN_PLACE_BLOCK.matcher(rule);
+      if (m.find()) {
+        return Ipv4Cidr.parse(m.group(1));
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static final java.util.regex.Pattern IN_PLACE_BLOCK =
+      java.util.regex.Pattern.compile("^-s (\\S+) -d \\S+ .*-j RETURN$");
+
   /** Removes exactly our chains and every jump to them; everything else stays as it is. */
   public void uninstall() throws IptablesException {
     List<OwnChain> ours = OwnChains.render(settings, Optional.empty());

@@ -86,6 +86,24 @@ class FirewallServiceTest {
   }
 
   @Test
+  void aRestartedServiceKeepsThePodRulesInPlaceUntilItsLeaseIsKnown() throws Exception {
+    String deploymentId = await(vertx.deployVerticle(new FirewallService(periodicOnly(Duration.ofSeconds(60)), publisher)));
+    publisher.publish(Addresses.LEASE_ACQUIRED,
+        new LeaseEvent(new NodeBlockLease(NODE, "198.51.100.1", "10.128.1.0/24", 1, 0)));
+    awaitReady();
+    String before = ns.run("iptables", "-S", "IPSEC-CNI-FWD");
+    await(vertx.undeploy(deploymentId));
+
+    // the agent restarts: no lease is known to the new service yet
+    deploy(periodicOnly(Duration.ofSeconds(60)));
+    assertFalse(status().ready(), "not ready before its own lease confirms the block");
+    assertEquals(before, ns.run("iptables", "-S", "IPSEC-CNI-FWD"),
+        "the pods' rules must not fall back to the guard alone while the agent restarts");
+    String nat = ns.run("iptables", "-t", "nat", "-S", "IPSEC-CNI-NAT");
+    assertTrue(nat.contains("-s 10.128.1.0/24"), nat);
+  }
+
+  @Test
   void periodicCheckRepairsADeletedJump() throws Exception {
     deploy(periodicOnly(Duration.ofMillis(300)).withOwnBlock("10.128.1.0/24"));
     assertNotNull(asserted.poll(10, TimeUnit.SECONDS));
@@ -134,6 +152,14 @@ class FirewallServiceTest {
 
   private void deploy(FirewallSettings settings) throws Exception {
     await(vertx.deployVerticle(new FirewallService(settings, publisher)));
+  }
+
+  private void awaitReady() throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (!status().ready()) {
+      assertTrue(System.nanoTime() < deadline, "not ready before the deadline: " + status());
+      TimeUnit.MILLISECONDS.sleep(50); // poll interval
+    }
   }
 
   private ComponentStatus status() throws Exception {
