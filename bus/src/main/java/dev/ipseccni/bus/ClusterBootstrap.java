@@ -7,6 +7,9 @@ import com.hazelcast.core.HazelcastInstance;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.vertx.core.http.ClientAuth;
+import io.vertx.core.net.PemKeyCertOptions;
+import io.vertx.core.net.PemTrustOptions;
 import io.vertx.spi.cluster.hazelcast.ConfigUtil;
 import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
 import java.util.List;
@@ -44,6 +47,12 @@ public final class ClusterBootstrap {
         .setHost(settings.bindAddress())
         .setPort(settings.eventBusPort())
         .setClusterPublicHost(settings.bindAddress());
+    settings.tls().ifPresent(tls -> options.getEventBusOptions()
+        .setSsl(true)
+        .setKeyCertOptions(new PemKeyCertOptions().setCertPath(tls.certFile().toString())
+            .setKeyPath(tls.keyFile().toString()))
+        .setTrustOptions(new PemTrustOptions().addCertPath(tls.caFile().toString()))
+        .setClientAuth(ClientAuth.REQUIRED));
     return Vertx.builder().with(options).withClusterManager(manager).buildClustered()
         .map(vertx -> {
           HazelcastInstance hz = manager.getHazelcastInstance();

@@ -1,6 +1,8 @@
 package dev.ipseccni.bus;
 
+import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 import java.util.Objects;
 
 /**
@@ -14,15 +16,42 @@ import java.util.Objects;
  * @param members TCP-IP join list, host or host:port
  * @param liteMember join without owning data partitions (large clusters)
  * @param timing failure detection and merge timings
+ * @param tls mutual TLS for the event bus's TCP connections between agents; empty = plain TCP.
+ *     Hazelcast's own member protocol stays unencrypted either way (see docs/security.md)
  */
 public record ClusterSettings(String clusterName, String nodeName, String bindAddress, int port, int eventBusPort,
-                              List<String> members, boolean liteMember, Timing timing) {
+                              List<String> members, boolean liteMember, Timing timing, Optional<Tls> tls) {
   public ClusterSettings {
     Objects.requireNonNull(clusterName, "clusterName");
     Objects.requireNonNull(nodeName, "nodeName");
     Objects.requireNonNull(bindAddress, "bindAddress");
     members = List.copyOf(members);
     Objects.requireNonNull(timing, "timing");
+    Objects.requireNonNull(tls, "tls");
+  }
+
+  /** Without TLS on the event bus. */
+  public ClusterSettings(String clusterName, String nodeName, String bindAddress, int port, int eventBusPort,
+                         List<String> members, boolean liteMember, Timing timing) {
+    this(clusterName, nodeName, bindAddress, port, eventBusPort, members, liteMember, timing, Optional.empty());
+  }
+
+  /** The same settings with the event bus on mutual TLS. */
+  public ClusterSettings withTls(Tls tls) {
+    return new ClusterSettings(clusterName, nodeName, bindAddress, port, eventBusPort, members, liteMember, timing,
+        Optional.of(tls));
+  }
+
+  /**
+   * PEM files for the event bus: this agent's certificate and key, and the CA that signed
+   * every agent's certificate. Each side presents its certificate and requires the other's.
+   */
+  public record Tls(Path certFile, Path keyFile, Path caFile) {
+    public Tls {
+      Objects.requireNonNull(certFile, "certFile");
+      Objects.requireNonNull(keyFile, "keyFile");
+      Objects.requireNonNull(caFile, "caFile");
+    }
   }
 
   /**
