@@ -1,6 +1,7 @@
 package dev.ipseccni.agent;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.IpPrefix;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -38,8 +39,9 @@ public record AgentConfig(
 
   public static final List<String> ALL_SERVICES = List.of("ipam", "tunnel", "firewall", "cni-gateway");
 
+  /** @param tls mutual TLS for the event bus between agents (cluster.tls); empty = plain TCP */
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
-                        boolean liteMember) {}
+                        boolean liteMember, Optional<ClusterSettings.Tls> tls) {}
 
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
                         String bridge, int mtu) {}
@@ -142,6 +144,25 @@ public record AgentConfig(
       r.problem("cluster.expectedMembers: " + expected + " must be at least 1");
     }
     boolean lite = r.bool("cluster.liteMember", false);
+    Optional<ClusterSettings.Tls> tls = Optional.empty();
+    if (r.present("cluster.tls")) {
+      List<Path> files = new ArrayList<>();
+      for (String key : List.of("certFile", "keyFile", "caFile")) {
+        String path = "cluster.tls." + key;
+        if (!r.present(path)) {
+          r.problem(path + ": required when cluster.tls is set (PEM file)");
+          continue;
+        }
+        Path file = r.absolutePath(path, "");
+        if (file.isAbsolute() && !Files.isReadable(file)) {
+          r.problem(path + ": " + file + " does not exist or is not readable");
+        }
+        files.add(file);
+      }
+      if (files.size() == 3) {
+        tls = Optional.of(new ClusterSettings.Tls(files.get(0), files.get(1), files.get(2)));
+      }
+    }
 
     String networkName = r.text("network.name", "ipsec-cni");
     String cidr = r.text("network.clusterCidr", "10.128.0.0/16");
@@ -243,7 +264,7 @@ public record AgentConfig(
       throw new ConfigException(r.problems);
     }
     return new AgentConfig(nodeName, underlay,
-        new Cluster(clusterName, port, busPort, members, expected, lite),
+        new Cluster(clusterName, port, busPort, members, expected, lite, tls),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu),
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),

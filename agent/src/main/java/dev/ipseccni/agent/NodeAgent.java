@@ -64,7 +64,7 @@ final class NodeAgent {
   static ClusterSettings clusterSettings(AgentConfig config) {
     AgentConfig.Cluster c = config.cluster();
     return new ClusterSettings(c.name(), config.nodeName(), config.underlayAddress(), c.port(), c.eventBusPort(),
-        c.members(), c.liteMember(), ClusterSettings.Timing.DEFAULT);
+        c.members(), c.liteMember(), ClusterSettings.Timing.DEFAULT, c.tls());
   }
 
   private Future<Void> deploy() {

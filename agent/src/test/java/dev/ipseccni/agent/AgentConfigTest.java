@@ -167,4 +167,28 @@ class AgentConfigTest {
     assertEquals("ipsec-cni", services.gatewaySettings().networkName());
     assertEquals(List.of("ipam", "tunnel", "firewall", "bridge"), services.gatewaySettings().readinessComponents());
   }
+
+  @Test
+  void clusterTlsFilesReachTheClusterSettings() throws Exception {
+    for (String f : List.of("node.crt", "node.key", "ca.crt")) {
+      Files.writeString(dir.resolve(f), "PEM");
+    }
+    AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"tls\":{"
+        + "\"certFile\":\"" + dir.resolve("node.crt") + "\",\"keyFile\":\"" + dir.resolve("node.key")
+        + "\",\"caFile\":\"" + dir.resolve("ca.crt") + "\"}}}");
+    assertEquals(new dev.ipseccni.bus.ClusterSettings.Tls(dir.resolve("node.crt"), dir.resolve("node.key"),
+        dir.resolve("ca.crt")), NodeAgent.clusterSettings(c).tls().orElseThrow());
+    assertTrue(NodeAgent.clusterSettings(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"}"))
+        .tls().isEmpty(), "no cluster.tls, no TLS");
+  }
+
+  @Test
+  void clusterTlsNeedsAllThreeFilesAndEachMustExist() throws Exception {
+    Files.writeString(dir.resolve("node.crt"), "PEM");
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"tls\":{"
+        + "\"certFile\":\"" + dir.resolve("node.crt") + "\",\"keyFile\":\"" + dir.resolve("absent.key")
+        + "\"}}}");
+    assertEquals(List.of("cluster.tls.keyFile: " + dir.resolve("absent.key") + " does not exist or is not readable",
+        "cluster.tls.caFile: required when cluster.tls is set (PEM file)"), p);
+  }
 }
