@@ -18,7 +18,7 @@ import sun.misc.Signal;
 /** {@code ipsec-cni}: the node agent and the operator's commands. */
 @Command(name = "ipsec-cni", mixinStandardHelpOptions = true, version = NodeAgent.VERSION,
     description = "IPsec-encrypted pod networking for Kubernetes.",
-    subcommands = {Main.Agent.class, Main.CheckConfig.class, StatusCommand.class, NodesCommand.class,
+    subcommands = {Main.Agent.class, Main.CheckConfig.class, UninstallCommand.class, StatusCommand.class, NodesCommand.class,
         PodsCommand.class, TunnelsCommand.class, EventsCommand.class})
 public final class Main implements Runnable {
 

@@ -1,14 +1,20 @@
 package dev.ipseccni.e2e;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
 
 /**
  * Node3 leaves for good (agent and charon stopped). With short lease timings (renew 1 s,
@@ -16,6 +22,7 @@ import org.junit.jupiter.api.TestInstance;
  * key; their own tunnel stays.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class NodeLeaveTest {
 
   static final Map<String, String> SHORT_LEASES =
@@ -40,6 +47,7 @@ class NodeLeaveTest {
   }
 
   @Test
+  @Order(1)
   void peerLeaveUnloadsItsConnectionAndItsKey() {
     for (int node = 1; node <= 2; node++) {
       assertTrue(TunnelLab.conns(lab, node).contains("peer-node3"), "node" + node + " has peer-node3 before");
@@ -59,5 +67,24 @@ class NodeLeaveTest {
     }
     assertTrue(TunnelLab.tunnelUp(lab, 1, 2) && TunnelLab.tunnelUp(lab, 2, 1), "node1 <-> node2 stays up");
     assertTrue(TunnelLab.sharedKeys(lab, 1).contains("psk-peer-node2"), "node1 keeps node2's key");
+  }
+
+  /** Then node1 is taken out of the network for good: the uninstall command after its agent. */
+  @Test
+  @Order(2)
+  void uninstallLeavesNothingOfOursOnTheNode() {
+    String confDir = lab.lab("dir", "1").stdout().trim() + "/cni/net.d";
+    assertTrue(lab.exec("1", "ls", confDir).stdout().contains("10-ipsec-cni.conflist"));
+    lab.lab("stop-agent", "1");
+
+    LabHarness.Result out = lab.exec("1", lab.repoRoot().resolve("bin/ipsec-cni").toString(), "uninstall",
+        "--config", lab.lab("config", "1").stdout().trim()).orFail("ipsec-cni uninstall");
+
+    assertTrue(out.stdout().contains("unloaded from charon: [peer-node2]"), out.stdout());
+    assertFalse(lab.exec("1", "ls", confDir).stdout().contains("10-ipsec-cni.conflist"), "conflist removed");
+    String rules = lab.exec("1", "iptables-save").orFail("iptables-save").stdout();
+    assertFalse(rules.contains("IPSEC-CNI"), "no chain or jump of ours is left:\n" + rules);
+    assertEquals(List.of(), TunnelLab.conns(lab, 1));
+    assertEquals(List.of(), TunnelLab.sharedKeys(lab, 1));
   }
 }

@@ -152,6 +152,34 @@ class TunnelServiceTest {
   }
 
   @Test
+  void uninstallRemovesOurConnectionsKeysAndFileButNothingElse() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    Path rendered = lab.dir().resolve("node-a").resolve("swanctl.conf");
+    NetnsLab.awaitTrue(Duration.ofSeconds(10), () -> Files.exists(rendered), "rendered swanctl.conf");
+    // the agent is stopped first, as the uninstall command expects; a foreign connection stays
+    vertx.close().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    vertx = null;
+    try (ViciSession s = charonA.connect()) {
+      var psk = dev.ipseccni.tunnel.vici.ViciMessage.builder().put("auth", "psk").build();
+      s.loadConn("operator-conn", dev.ipseccni.tunnel.vici.ViciMessage.builder()
+          .section("local", psk).section("remote", psk).build());
+    }
+
+    TunnelUninstall.Removed removed = TunnelUninstall.run(charonA.vici(), rendered);
+
+    assertEquals(java.util.List.of("peer-node-b"), removed.connections());
+    assertEquals(java.util.List.of("psk-peer-node-b"), removed.sharedKeys());
+    assertTrue(removed.renderedFile());
+    assertFalse(Files.exists(rendered));
+    try (ViciSession s = charonA.connect()) {
+      assertEquals(java.util.List.of("operator-conn"), s.getConns());
+      assertEquals(java.util.List.of(), s.getShared());
+      assertEquals(java.util.List.of(), s.listSas());
+    }
+  }
+
+  @Test
   void closedTunnelIsInitiatedAgain() throws Exception {
     publishLeases();
     next(Addresses.TUNNEL_UP, "node-a");
