@@ -155,13 +155,27 @@ public final class CniGateway extends VerticleBase {
 
   /** One CNI call, answered as the plugin must print it. Never fails: errors become CNI error replies. */
   public Future<PluginReply> serve(PluginCall call) {
+    long began = System.nanoTime();
+    Future<PluginReply> answered;
     try {
-      return answer(call);
+      answered = answer(call);
     } catch (RuntimeException e) {
       // A runtime waits on the plugin, which waits on us: every call gets an answer, even a bug's.
       LOG.log(System.Logger.Level.ERROR, "CNI " + call.env("CNI_COMMAND") + " failed", e);
-      return Future.failedFuture(e);
+      answered = Future.failedFuture(e);
     }
+    return answered.andThen(done -> recordLatency(call, done.succeeded() ? done.result().exitCode()
+        : CniError.INTERNAL, System.nanoTime() - began));
+  }
+
+  /** Timer name of the CNI command latency, tagged by command and exit code (0 or the CNI error code). */
+  public static final String COMMAND_TIMER = "ipsec.cni.command";
+
+  private static void recordLatency(PluginCall call, int code, long nanos) {
+    String command = call.env("CNI_COMMAND");
+    String tag = command != null && command.matches("[A-Z]{1,10}") ? command : "INVALID";
+    io.micrometer.core.instrument.Metrics.timer(COMMAND_TIMER, "command", tag, "code", Integer.toString(code))
+        .record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
   }
 
   private Future<PluginReply> answer(PluginCall call) {

@@ -313,6 +313,24 @@ class PluginAgainstGatewayTest {
 
   @ParameterizedTest
   @EnumSource(PluginClient.class)
+  void everyCommandIsTimedByCommandAndExitCode(PluginClient client) {
+    io.micrometer.core.instrument.simple.SimpleMeterRegistry meters =
+        new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
+    io.micrometer.core.instrument.Metrics.addRegistry(meters);
+    try {
+      tunnelReady = false;
+      assertEquals(CniError.NOT_AVAILABLE_DEGRADED, client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0")).exitCode());
+      tunnelReady = true;
+      assertEquals(0, client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0")).exitCode());
+      assertEquals(1, meters.get(CniGateway.COMMAND_TIMER).tags("command", "STATUS", "code", "51").timer().count());
+      assertEquals(1, meters.get(CniGateway.COMMAND_TIMER).tags("command", "STATUS", "code", "0").timer().count());
+    } finally {
+      io.micrometer.core.instrument.Metrics.removeRegistry(meters);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
   void statusSaysDegradedWhenOnlyTheTunnelIsDown(PluginClient client) {
     tunnelReady = false;
     PluginClient.Run status = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));

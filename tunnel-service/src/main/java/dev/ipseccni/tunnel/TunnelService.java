@@ -176,6 +176,8 @@ public final class TunnelService extends VerticleBase {
     worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, initiateAll))
         .onComplete(done -> {
           reconciling = false;
+          io.micrometer.core.instrument.Metrics.counter(RECONCILE_RUNS, "outcome", done.succeeded() ? "ok" : "failed")
+              .increment();
           if (done.succeeded()) {
             apply(done.result());
           } else {
@@ -224,6 +226,9 @@ public final class TunnelService extends VerticleBase {
   /** What a reconcile found and did. */
   private record Outcome(Map<String, PeerTunnel> desired, Map<String, PeerTunnel> applied,
                          Map<String, PeerTunnel> up) {}
+
+  /** Counter of reconcile runs, by outcome, in Micrometer's global registry (the agent's /metrics). */
+  public static final String RECONCILE_RUNS = "ipsec.cni.tunnel.reconcile.runs";
 
   private Outcome reconcileBlocking(Optional<NodeBlockLease> own, List<NodeBlockLease> all,
                                     Map<String, PeerTunnel> appliedBefore, boolean initiateAll) throws IOException {

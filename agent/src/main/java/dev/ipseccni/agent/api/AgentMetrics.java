@@ -29,9 +29,9 @@ import java.util.OptionalLong;
  */
 public final class AgentMetrics {
   /** Timer name for CNI command latency; tags command=ADD|DEL|CHECK|GC|STATUS, code=0 or the CNI error code. */
-  public static final String CNI_COMMAND = "ipsec.cni.command";
+  public static final String CNI_COMMAND = dev.ipseccni.cni.CniGateway.COMMAND_TIMER;
   /** Counter name for tunnel-service reconcile runs (recorded by the service, when it does). */
-  public static final String RECONCILE_RUNS = "ipsec.cni.tunnel.reconcile.runs";
+  public static final String RECONCILE_RUNS = dev.ipseccni.tunnel.TunnelService.RECONCILE_RUNS;
 
   private final PrometheusMeterRegistry registry;
   private final ClusterView view;

@@ -132,6 +132,16 @@ class HttpApiTest {
   }
 
   @Test
+  void cniLatencyIsAHistogramByCommandAndCode() {
+    // what the gateway records for each command, through Micrometer's global registry
+    io.micrometer.core.instrument.Metrics.timer(AgentMetrics.CNI_COMMAND, "command", "ADD", "code", "0")
+        .record(java.time.Duration.ofMillis(80));
+    String metrics = awaitText("metrics", "/metrics", m -> m.contains("ipsec_cni_command_seconds_count"));
+    assertTrue(metrics.contains("ipsec_cni_command_seconds_bucket{code=\"0\",command=\"ADD\",observer=\"node1\",le="),
+        metrics);
+  }
+
+  @Test
   void eventStreamSendsOnlyWhatTheFilterAsks() throws Exception {
     List<JsonNode> received = new ArrayList<>();
     CompletableFuture<Void> done = CompletableFuture.runAsync(() -> {
