@@ -9,15 +9,17 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 
 /**
  * A real single-node Kafka 4 broker (KRaft, broker + controller) in a child JVM, its
  * classpath assembled by Maven from Central artifacts: the agent keeps kafka-clients
  * 3.7.1, which must talk to it. Stop and start again on the same port and log dir to
- * simulate an outage.
+ * simulate an outage. Public, and in the agent's test-jar, for the e2e lab, which runs it
+ * inside a network namespace (a launcher prefix such as {@code ip netns exec NS}).
  */
-final class KafkaBroker implements AutoCloseable {
-  static final String KAFKA_VERSION = System.getProperty("kafka.broker.version", "4.4.0");
+public final class KafkaBroker implements AutoCloseable {
+  public static final String KAFKA_VERSION = System.getProperty("kafka.broker.version", "4.4.0");
 
   private final Path dir;
   private final String host;
@@ -25,9 +27,25 @@ final class KafkaBroker implements AutoCloseable {
   private final int controllerPort;
   private final String classpath;
   private final Path logFile;
+  private final List<String> launcher;
+  private final BooleanSupplier listening;
   private Process process;
 
-  KafkaBroker(Path dir, String host, int port, int controllerPort) throws Exception {
+  /** A broker on this machine's network, listening on host:port. */
+  public KafkaBroker(Path dir, String host, int port, int controllerPort) throws Exception {
+    this(dir, host, port, controllerPort, List.of(), null);
+  }
+
+  /**
+   * @param launcher command prefix the broker's JVMs are started with (e.g. {@code ip netns exec NS},
+   *     which execs: the process is the JVM itself); empty for none
+   * @param listening whether the broker's port accepts connections, seen from where its clients are;
+   *     null: a connection from this JVM
+   */
+  public KafkaBroker(Path dir, String host, int port, int controllerPort, List<String> launcher,
+      BooleanSupplier listening) throws Exception {
+    this.launcher = List.copyOf(launcher);
+    this.listening = listening != null ? listening : this::accepts;
     this.dir = dir;
     this.host = host;
     this.port = port;
@@ -59,15 +77,15 @@ final class KafkaBroker implements AutoCloseable {
     }
   }
 
-  String bootstrap() {
+  public String bootstrap() {
     return host + ":" + port;
   }
 
   /** Starts the broker and waits until its port accepts connections. */
-  void start() throws Exception {
+  public void start() throws Exception {
     process = java("kafka.Kafka", dir.resolve("server.properties").toString());
     long end = System.nanoTime() + Duration.ofSeconds(90).toNanos();
-    while (!accepts()) {
+    while (!listening.getAsBoolean()) {
       if (!process.isAlive()) {
         throw new IllegalStateException("kafka broker exited: " + tail());
       }
@@ -79,7 +97,7 @@ final class KafkaBroker implements AutoCloseable {
   }
 
   /** Stops the broker (SIGTERM, then SIGKILL) and waits until it is gone. */
-  void stop() throws InterruptedException {
+  public void stop() throws InterruptedException {
     if (process == null) {
       return;
     }
@@ -98,13 +116,25 @@ final class KafkaBroker implements AutoCloseable {
     }
   }
 
-  private String tail() throws IOException {
+  /** The running broker's PID (the JVM's), if it runs. */
+  public java.util.OptionalLong pid() {
+    return process != null && process.isAlive() ? java.util.OptionalLong.of(process.pid()) : java.util.OptionalLong.empty();
+  }
+
+  /** What the broker and its storage tool printed. */
+  public Path logFile() {
+    return logFile;
+  }
+
+  /** The last 40 lines of the broker's log, for failure messages. */
+  public String tail() throws IOException {
     List<String> lines = Files.readAllLines(logFile, StandardCharsets.UTF_8);
     return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
   }
 
   private Process java(String mainClass, String... args) throws IOException {
-    List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+    List<String> command = new ArrayList<>(launcher);
+    command.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-Xmx384m", "-cp", classpath, mainClass));
     command.addAll(List.of(args));
     return new ProcessBuilder(command).redirectErrorStream(true)
