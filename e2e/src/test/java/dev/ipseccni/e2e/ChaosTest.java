@@ -182,6 +182,12 @@ class ChaosTest {
     survivors.forEach(p -> expected.put(p.containerId() + "/eth0", got.get(p.containerId() + "/eth0")));
     Map<String, String> afterGc = cni.allocations(node);
     afterGc.keySet().removeIf(k -> !k.startsWith("cx"));
+    Map<String, String> leaked = new TreeMap<>(afterGc);
+    leaked.keySet().removeAll(expected.keySet());
+    Map<String, String> lostOrMoved = new TreeMap<>(expected);
+    lostOrMoved.entrySet().removeAll(afterGc.entrySet());
+    assertEquals(Map.of(), leaked, "allocations GC left behind for pods that are gone");
+    assertEquals(Map.of(), lostOrMoved, "surviving pods whose allocation GC freed or changed");
     assertEquals(expected, afterGc, "after GC the allocations are exactly the surviving pods");
     assertEquals(survivors.size() + 1, cni.veths(node).size(), "one veth per surviving pod (and chaos1)");
     assertNoAddressTwiceInTheCluster();
