@@ -30,7 +30,7 @@ config bench-b 36711 36752
 now_ms() { date +%s%3N; }
 # ms from the given start until the agent's log says it runs
 wait_running() { # log start_ms
-  local deadline=$(( $(now_ms) + 60000 ))
+  local deadline=$(( $(now_ms) + 180000 ))
   until grep -q ' running$' "$1" 2>/dev/null; do
     (( $(now_ms) < deadline )) || { echo "agent did not start, log:" >&2; cat "$1" >&2; exit 1; }
     sleep 0.02
