@@ -193,6 +193,9 @@ class ChaosTest {
     assertNoAddressTwiceInTheCluster();
 
     bench("kill-burst-answered-before-kill", okBeforeKill);
+    Map<Integer, Long> exits = new TreeMap<>();
+    first.values().forEach(c -> exits.merge(c.exitCode(), 1L, Long::sum));
+    System.out.println("BENCH chaos-kill-burst-first-exit-codes " + exits);
     bench("kill-burst-ms-to-kill", (killedAt - burstStart) / 1_000_000);
     bench("kill-agent-restart-ms", (agentBack - killedAt) / 1_000_000);
     bench("kill-retries-done-ms-after-restart", (retriedAt - agentBack) / 1_000_000);
@@ -204,6 +207,7 @@ class ChaosTest {
   void nodeCutFromTheUnderlayFor30sRejoinsWithItsBlockAndTunnels() throws Exception {
     final int cut = 3;
     String remote = podOfNode.get(2);
+    String saBefore = TunnelLab.ikeSas(lab, 1).get("peer-node3").uniqueId();
     try (Background ping = Background.start(lab, "pod-chaos1", "ping", "-n", "-O", "-i", "0.2", "-W", "1", remote)) {
       LabHarness.await(Duration.ofSeconds(60), "chaos1 -> chaos2 answered", () -> replies(ping) > 0);
       underlay(cut, "-I");
@@ -245,6 +249,8 @@ class ChaosTest {
       bench("cut-recovery-pod-traffic-ms", (podsBack - healedAt) / 1_000_000);
       bench("cut-recovery-node-ready-ms", (readyBack - healedAt) / 1_000_000);
       bench("cut-lost-echoes-node1-node2", lost);
+      System.out.println("BENCH chaos-cut-node1-node3-ike-sa " + saBefore + " -> "
+          + TunnelLab.ikeSas(lab, 1).get("peer-node3").uniqueId());
       assertTrue(lost <= MAX_LOST, "echoes lost between the untouched nodes: " + lost);
     }
     assertBlocksUnchangedAndDistinct();
