@@ -34,12 +34,18 @@ final class NodeAgent {
   private final RecentEvents recent = new RecentEvents(200);
   private final ServiceVerticles services;
   private final HttpApi api;
+  private final KafkaJournal journal;
 
   private NodeAgent(AgentConfig config, JoinedCluster cluster, ServiceVerticles services) {
     this.config = config;
     this.cluster = cluster;
     this.services = services;
     this.events = new EventPublisher(cluster.vertx().eventBus(), config.nodeName(), System.currentTimeMillis());
+    // the journal takes this node's events from the publisher itself, from the first one on
+    this.journal = config.journal().enabled() ? new KafkaJournal(config.nodeName(), config.journal()) : null;
+    if (journal != null) {
+      events.addSink(journal::accept);
+    }
     this.api = new HttpApi(config, this::state,
         new NodeReadiness(cluster.vertx(), config.nodeName(), NodeReadiness.components(config)));
   }
@@ -81,8 +87,8 @@ final class NodeAgent {
 
     // The API's cluster picture and the journal listen before any service publishes.
     Future<Void> chain = recent.subscribe(vertx.eventBus()).compose(x -> api.observe(vertx.eventBus()));
-    if (config.journal().enabled()) {
-      chain = chain.compose(x -> vertx.deployVerticle(new KafkaJournal(config.nodeName(), config.journal())).mapEmpty());
+    if (journal != null) {
+      chain = chain.compose(x -> vertx.deployVerticle(journal).mapEmpty());
     }
     for (Map.Entry<String, Deployable> service : services.create(vertx, events, cluster.hazelcast()).entrySet()) {
       chain = chain.compose(x -> vertx.deployVerticle(service.getValue())

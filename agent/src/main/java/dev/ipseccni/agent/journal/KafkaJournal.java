@@ -1,7 +1,6 @@
 package dev.ipseccni.agent.journal;
 
 import dev.ipseccni.agent.AgentConfig;
-import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.JsonRecordCodec;
 import io.micrometer.core.instrument.Counter;
@@ -10,12 +9,12 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
-import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.kafka.client.producer.KafkaProducer;
 import io.vertx.kafka.client.producer.KafkaProducerRecord;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -53,7 +52,8 @@ public final class KafkaJournal extends VerticleBase {
   // event-loop state
   private final ArrayDeque<Pending> buffer = new ArrayDeque<>();
   private final List<Pending> failedRound = new ArrayList<>();
-  private final List<MessageConsumer<Event>> consumers = new ArrayList<>();
+  private final ConcurrentLinkedQueue<Event> inbox = new ConcurrentLinkedQueue<>();
+  private volatile io.vertx.core.Context journalContext;
   private KafkaProducer<String, String> producer;
   private long ordinal;
   private int inFlight;
@@ -127,20 +127,35 @@ public final class KafkaJournal extends VerticleBase {
   public Future<?> start() {
     producer = KafkaProducer.create(vertx, producerConfig);
     producer.exceptionHandler(err -> problem("producer: " + err.getMessage()));
-    List<Future<Void>> registered = new ArrayList<>();
-    for (String address : Addresses.EVENTS) {
-      MessageConsumer<Event> c = vertx.eventBus().consumer(address, m -> offer(m.body()));
-      consumers.add(c);
-      registered.add(c.completion());
-    }
     LOG.info(() -> "Kafka journal: events of " + node + " to topic " + settings.topic() + " at "
         + settings.bootstrap());
-    return Future.all(registered);
+    journalContext = context;
+    drainInbox();
+    return Future.succeededFuture();
+  }
+
+  /**
+   * Takes one of this node's events from its {@link dev.ipseccni.bus.EventPublisher} (a
+   * sink: called in sequence order, from any thread, must not block). Events published
+   * before the verticle started wait in the inbox, so the journal starts at event 1.
+   */
+  public void accept(Event event) {
+    inbox.add(event);
+    io.vertx.core.Context c = journalContext;
+    if (c != null) {
+      c.runOnContext(v -> drainInbox());
+    }
+  }
+
+  private void drainInbox() {
+    for (Event e = inbox.poll(); e != null; e = inbox.poll()) {
+      offer(e);
+    }
   }
 
   @Override
   public Future<?> stop() {
-    consumers.forEach(MessageConsumer::unregister);
+    journalContext = null;
     // Give what is buffered a short chance; the agent's stop must not hang on Kafka.
     return producer == null ? Future.succeededFuture() : producer.close(3_000);
   }

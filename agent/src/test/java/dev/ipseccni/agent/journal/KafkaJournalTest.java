@@ -63,10 +63,20 @@ class KafkaJournalTest {
     Metrics.removeRegistry(registry);
   }
 
+  private final List<KafkaJournal> journals = new ArrayList<>();
+
+  /** A node's publisher, as the agent wires it: every journal takes what it publishes (and keeps its own node's). */
+  private EventPublisher publisher(String node, long incarnation) {
+    EventPublisher p = new EventPublisher(vertx.eventBus(), node, incarnation);
+    journals.forEach(j -> p.addSink(j::accept));
+    return p;
+  }
+
   private void deploy(String node, int buffer) throws Exception {
     // Shorter than the defaults so the outage below fits a test, same shape otherwise.
     KafkaJournal journal = new KafkaJournal(node, new AgentConfig.Journal(broker.bootstrap(), TOPIC, buffer),
         Map.of("max.block.ms", "2000", "request.timeout.ms", "3000", "delivery.timeout.ms", "90000"));
+    journals.add(journal);
     vertx.deployVerticle(journal).toCompletionStage().toCompletableFuture().get(20, TimeUnit.SECONDS);
   }
 
@@ -80,8 +90,8 @@ class KafkaJournalTest {
   void eachNodesEventsArriveOnceInOrderAndSurviveABrokerRestart() throws Exception {
     deploy("node1", 40);
     deploy("node2", 10_000);
-    EventPublisher node1 = new EventPublisher(vertx.eventBus(), "node1", 1);
-    EventPublisher node2 = new EventPublisher(vertx.eventBus(), "node2", 2);
+    EventPublisher node1 = publisher("node1", 1);
+    EventPublisher node2 = publisher("node2", 2);
     // fewer than node1's buffer: a burst counts against it until Kafka acknowledges it
     publish(node1, 30);
     publish(node2, 50);
@@ -111,7 +121,7 @@ class KafkaJournalTest {
   @Test
   void cliReadsTheJournalBack() throws Exception {
     deploy("node1", 1000);
-    publish(new EventPublisher(vertx.eventBus(), "node1", 7), 5);
+    publish(publisher("node1", 7), 5);
     awaitJournal("five events", 5);
     PrintStream out = System.out;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
