@@ -1,5 +1,6 @@
 package dev.ipseccni.agent.api;
 
+import dev.ipseccni.agent.Poll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -290,23 +291,10 @@ class HttpApiTest {
   }
 
   static void awaitTrue(String what, BooleanSupplier condition) {
-    long end = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > end) {
-        throw new AssertionError(what + ": not within 20 s");
-      }
-      try {
-        Thread.sleep(50); // poll interval, not a synchronisation
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new AssertionError(e);
-      }
-    }
+    Poll.until(what, Duration.ofSeconds(20), Duration.ofMillis(50), condition);
   }
 
   static int freePort() throws java.io.IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
+    return Poll.freePort();
   }
 }

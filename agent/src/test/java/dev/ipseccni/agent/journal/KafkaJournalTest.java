@@ -1,5 +1,6 @@
 package dev.ipseccni.agent.journal;
 
+import dev.ipseccni.agent.Poll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -178,23 +179,10 @@ class KafkaJournalTest {
   }
 
   static void awaitTrue(String what, BooleanSupplier condition) {
-    long end = System.nanoTime() + Duration.ofSeconds(90).toNanos();
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > end) {
-        throw new AssertionError(what + ": not within 90 s");
-      }
-      try {
-        Thread.sleep(200); // poll interval, not a synchronisation
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new AssertionError(e);
-      }
-    }
+    Poll.until(what, Duration.ofSeconds(90), Duration.ofMillis(200), condition);
   }
 
   static int freePort() throws java.io.IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
+    return Poll.freePort();
   }
 }
