@@ -1,6 +1,7 @@
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.tunnel.ClusterSecret;
 import dev.ipseccni.tunnel.Datapath;
+import dev.ipseccni.tunnel.PairKeys;
 import dev.ipseccni.tunnel.PeerTunnel;
 import dev.ipseccni.tunnel.TunnelPlan;
 import dev.ipseccni.tunnel.TunnelRenderer;
@@ -61,7 +62,8 @@ public class TunnelBench {
     try {
       TunnelSettings settings = TunnelSettings.of("node0", "10.0.0.1", dir.resolve("vici"), secretFile,
           Datapath.LIBIPSEC, dir.resolve("swanctl.conf"));
-      TunnelRenderer renderer = new TunnelRenderer(settings, ClusterSecret.load(secretFile));
+      ClusterSecret secret = ClusterSecret.load(secretFile);
+      TunnelRenderer renderer = new TunnelRenderer(settings);
       List<NodeBlockLease> leases = new ArrayList<>();
       // node0 + N peers, /24 blocks out of a 10.0.0.0/8-sized space, underlay 10.x.y.z
       for (int i = 0; i <= peers; i++) {
@@ -104,11 +106,11 @@ public class TunnelBench {
         List<ViciMessage> bodies = new ArrayList<>(2 * peers);
         for (PeerTunnel t : desired.values()) {
           bodies.add(renderer.connection(t));
-          bodies.add(renderer.sharedKey(t));
+          bodies.addAll(renderer.sharedKeys(t, PairKeys.of(secret)));
         }
         return bodies;
       })));
-      System.out.println("rendered swanctl.conf text:               " + stats(measure(runs, () -> renderer.swanctlConf(desired.values()))));
+      System.out.println("rendered swanctl.conf text:               " + stats(measure(runs, () -> renderer.swanctlConf(desired.values(), t -> PairKeys.of(secret)))));
     } finally {
       Files.deleteIfExists(secretFile);
       Files.deleteIfExists(dir);

@@ -76,7 +76,8 @@ public record AgentConfig(
    * its block.
    */
   public record Timings(java.time.Duration leaseRenew, java.time.Duration leaseGrace,
-                        java.time.Duration tunnelReconcile, java.time.Duration firewallCheck) {}
+                        java.time.Duration tunnelReconcile, java.time.Duration firewallCheck,
+                        java.time.Duration secretGrace) {}
 
   public boolean runs(String service) {
     return services.contains(service);
@@ -255,6 +256,10 @@ public record AgentConfig(
     if (reconcile < 1) {
       r.problem("charon.reconcileSeconds: " + reconcile + " must be at least 1");
     }
+    int secretGrace = r.integer("charon.secretGraceSeconds", 3600);
+    if (secretGrace < 0) {
+      r.problem("charon.secretGraceSeconds: " + secretGrace + " must not be negative");
+    }
     int check = r.integer("firewall.checkSeconds", 5);
     if (check < 1) {
       r.problem("firewall.checkSeconds: " + check + " must be at least 1");
@@ -269,7 +274,8 @@ public record AgentConfig(
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),
         new Timings(java.time.Duration.ofSeconds(renew), java.time.Duration.ofSeconds(grace),
-            java.time.Duration.ofSeconds(reconcile), java.time.Duration.ofSeconds(check)));
+            java.time.Duration.ofSeconds(reconcile), java.time.Duration.ofSeconds(check),
+            java.time.Duration.ofSeconds(secretGrace)));
   }
 
   /**

@@ -57,7 +57,7 @@ final class ServiceVerticles {
     return new TunnelSettings(config.nodeName(), config.underlayAddress(), config.charon().viciSocket(),
         config.secretFile(), libipsec() ? dev.ipseccni.tunnel.Datapath.LIBIPSEC : dev.ipseccni.tunnel.Datapath.KERNEL,
         dev.ipseccni.tunnel.Proposals.DEFAULT, config.timings().tunnelReconcile(),
-        config.stateDir().resolve("swanctl.conf"));
+        config.stateDir().resolve("swanctl.conf"), config.timings().secretGrace());
   }
 
   FirewallSettings firewallSettings() {

@@ -25,6 +25,11 @@ public final class Addresses {
   public static final String POD_DELETED = "pod.deleted";
   public static final String TUNNEL_UP = "tunnel.up";
   public static final String TUNNEL_DOWN = "tunnel.down";
+  /**
+   * A tunnel service announces which cluster secret it uses (a fingerprint, never the
+   * secret): when it starts (asking the others to answer) and when it has loaded a new one.
+   */
+  public static final String TUNNEL_SECRET = "tunnel.secret";
   public static final String FIREWALL_ASSERTED = "firewall.asserted";
   public static final String FIREWALL_DRIFT = "firewall.drift";
   public static final String AGENT_STARTED = "agent.started";
@@ -37,7 +42,7 @@ public final class Addresses {
       LEASE_ACQUIRED, LEASE_RENEWED, LEASE_RELEASED, LEASE_SYNC,
       ADDRESS_ALLOCATED, ADDRESS_RELEASED,
       POD_ADDED, POD_DELETED,
-      TUNNEL_UP, TUNNEL_DOWN,
+      TUNNEL_UP, TUNNEL_DOWN, TUNNEL_SECRET,
       FIREWALL_ASSERTED, FIREWALL_DRIFT,
       AGENT_STARTED, AGENT_STOPPING,
       MEMBER_JOINED, MEMBER_LEFT);

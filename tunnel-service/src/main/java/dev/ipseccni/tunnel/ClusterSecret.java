@@ -23,14 +23,19 @@ import java.util.Set;
 public final class ClusterSecret {
   public static final int MIN_BYTES = 32;
   private static final byte[] SALT = "ipsec-cni psk v1".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] ID_SALT = "ipsec-cni secret id v1".getBytes(StandardCharsets.US_ASCII);
   private static final Set<PosixFilePermission> NOT_ALLOWED = EnumSet.of(
       PosixFilePermission.GROUP_READ, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_EXECUTE,
       PosixFilePermission.OTHERS_READ, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_EXECUTE);
 
   private final byte[] secret;
+  private final String id;
 
   private ClusterSecret(byte[] secret) {
     this.secret = secret;
+    byte[] okm = Hkdf.derive(ID_SALT, secret, new byte[0], 8);
+    this.id = HexFormat.of().formatHex(okm);
+    Arrays.fill(okm, (byte) 0);
   }
 
   /**
@@ -82,6 +87,20 @@ public final class ClusterSecret {
     } finally {
       Arrays.fill(okm, (byte) 0);
     }
+  }
+
+  /**
+   * A fingerprint that names this secret on the bus during a rotation: 16 hex digits of
+   * HKDF-SHA256(salt = "ipsec-cni secret id v1", ikm = secret). One-way, and derived with a
+   * salt no key uses, so it reveals neither the secret nor any pair key.
+   */
+  public String id() {
+    return id;
+  }
+
+  /** Whether both hold the same secret (constant time). */
+  public boolean sameAs(ClusterSecret other) {
+    return java.security.MessageDigest.isEqual(secret, other.secret);
   }
 
   @Override

@@ -36,6 +36,11 @@ public record PeerTunnel(String connName, String localNode, String peerNode, Str
     return "psk-" + connName;
   }
 
+  /** The id of the pair's second key in charon while a cluster secret rotates (accepted, not offered). */
+  public String acceptedKeyId() {
+    return sharedKeyId() + "-accepted";
+  }
+
   /**
    * A connection name safe in VICI and in swanctl.conf (where '.' separates sections):
    * the node name when it is plain, else a readable form plus a hash so names stay distinct.

@@ -6,6 +6,7 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.regex.Pattern;
 
 /**
@@ -21,11 +22,9 @@ public final class TunnelRenderer {
   static final String CHILD_REKEY = "1h";
 
   private final TunnelSettings settings;
-  private final ClusterSecret secret;
 
-  public TunnelRenderer(TunnelSettings settings, ClusterSecret secret) {
+  public TunnelRenderer(TunnelSettings settings) {
     this.settings = settings;
-    this.secret = secret;
   }
 
   /**
@@ -74,18 +73,34 @@ public final class TunnelRenderer {
         .build();
   }
 
-  /** The body of {@code load-shared}: this pair's derived key, owned by both identities. Never log it. */
-  public ViciMessage sharedKey(PeerTunnel t) {
-    return ViciMessage.builder()
+  /**
+   * The bodies of {@code load-shared} for one pair: the offered key, owned by both
+   * identities (charon authenticates with the best-matching key), and during a rotation
+   * the accepted one, owned by the peer only (it matches when charon verifies the peer,
+   * never better than the offered one when it authenticates itself). Never log them.
+   */
+  public List<ViciMessage> sharedKeys(PeerTunnel t, PairKeys keys) {
+    List<ViciMessage> out = new java.util.ArrayList<>(2);
+    out.add(ViciMessage.builder()
         .put("id", t.sharedKeyId())
         .put("type", "IKE")
-        .put("data", secret.pairKey(t.localNode(), t.peerNode()).reveal())
+        .put("data", keys.offered().pairKey(t.localNode(), t.peerNode()).reveal())
         .list("owners", List.of(t.localNode(), t.peerNode()))
-        .build();
+        .build());
+    keys.accepted().ifPresent(accepted -> out.add(ViciMessage.builder()
+        .put("id", t.acceptedKeyId())
+        .put("type", "IKE")
+        .put("data", accepted.pairKey(t.localNode(), t.peerNode()).reveal())
+        .list("owners", List.of(t.peerNode()))
+        .build()));
+    return out;
   }
 
-  /** The swanctl.conf equivalent of all tunnels: connections, then secrets. Holds keys: write it 0600. */
-  public String swanctlConf(Collection<PeerTunnel> tunnels) {
+  /**
+   * The swanctl.conf equivalent of all tunnels: connections, then secrets (each pair's
+   * keys as {@code keys} gives them). Holds keys: write it 0600.
+   */
+  public String swanctlConf(Collection<PeerTunnel> tunnels, Function<PeerTunnel, PairKeys> keys) {
     StringBuilder out = new StringBuilder(256 + tunnels.size() * 900);
     out.append("# Rendered by the ipsec-cni tunnel service from the node block leases; do not edit.\n");
     out.append("connections {\n");
@@ -95,13 +110,15 @@ public final class TunnelRenderer {
     out.append("}\n");
     out.append("secrets {\n");
     for (PeerTunnel t : tunnels) {
-      ViciMessage key = sharedKey(t);
-      ViciMessage entry = ViciMessage.builder()
-          .put("id-local", t.localNode())
-          .put("id-peer", t.peerNode())
-          .put("secret", key.value("data").orElseThrow())
-          .build();
-      section(out, 1, "ike-" + t.connName(), entry);
+      for (ViciMessage key : sharedKeys(t, keys.apply(t))) {
+        List<String> owners = key.list("owners");
+        ViciMessage.Builder entry = ViciMessage.builder();
+        if (owners.size() > 1) {
+          entry.put("id-local", t.localNode());
+        }
+        entry.put("id-peer", t.peerNode()).put("secret", key.value("data").orElseThrow());
+        section(out, 1, "ike-" + key.value("id").orElseThrow().substring("psk-".length()), entry.build());
+      }
     }
     out.append("}\n");
     return out.toString();

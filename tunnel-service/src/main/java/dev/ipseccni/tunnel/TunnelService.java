@@ -7,8 +7,10 @@ import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
+import dev.ipseccni.bus.message.SecretAnnouncement;
 import dev.ipseccni.bus.message.TunnelEvent;
 import dev.ipseccni.tunnel.vici.ViciCommandException;
+import dev.ipseccni.tunnel.vici.ViciException;
 import dev.ipseccni.tunnel.vici.ViciMessage;
 import dev.ipseccni.tunnel.vici.ViciSession;
 import io.vertx.core.Future;
@@ -43,6 +45,12 @@ import java.util.logging.Logger;
  * reload of everything. Tunnels that come up or go down are published as tunnel.up /
  * tunnel.down. The service answers its node-status address: ready while charon answers.
  *
+ * <p>Cluster secret rotation: the secret file is read again on every reconcile. Each node
+ * announces the fingerprint of the secret it uses on tunnel.secret; a pair offers the key
+ * both ends hold and, during a rotation, accepts the other one too ({@link SecretRing}).
+ * When a pair's offered key changes, the side that starts the tunnel re-authenticates its
+ * IKE SA (make-before-break where charon allows it), so every tunnel ends on the new key.
+ *
  * <p>Threads: all state lives on this verticle's event loop; every VICI call runs on a
  * one-thread worker, so calls are serialised and never block the loop.
  */
@@ -62,12 +70,22 @@ public final class TunnelService extends VerticleBase {
   private boolean pendingInitiateAll;
   private long timer = -1;
   private boolean stopped;
+  /** The secret ids the peers announced, by node; the one this node announced last. */
+  private final Map<String, String> peerSecretIds = new HashMap<>();
+  private String announcedSecretId;
 
   // worker state
   private WorkerExecutor worker;
   private TunnelRenderer renderer;
+  private SecretRing secrets;
   private ViciSession session;
   private String lastRendered = "";
+  /** What each loaded connection's keys are in charon ({@link PairKeys#describe()}). */
+  private final Map<String, String> loadedKeys = new HashMap<>();
+  /** Connections to re-authenticate because their offered key changed. */
+  private final Set<String> reauthPending = new HashSet<>();
+  /** Peers already warned about for announcing a secret this node does not have, with that id. */
+  private final Map<String, String> warnedSecretIds = new HashMap<>();
 
   public TunnelService(TunnelSettings settings, EventPublisher events) {
     this.settings = settings;
@@ -79,11 +97,17 @@ public final class TunnelService extends VerticleBase {
     worker = vertx.createSharedWorkerExecutor("tunnel-vici-" + settings.nodeName(), 1);
     return worker.executeBlocking(() -> ClusterSecret.load(settings.secretFile()))
         .compose(secret -> {
-          renderer = new TunnelRenderer(settings, secret);
+          renderer = new TunnelRenderer(settings);
+          // Two reconcile intervals: time enough for every peer to hear that this node has the new secret.
+          secrets = new SecretRing(settings.secretFile(), settings.secretGrace(),
+              settings.reconcileInterval().multipliedBy(2), secret);
+          announcedSecretId = secret.id();
           List<Future<?>> registered = new ArrayList<>();
           registered.add(consumer(Addresses.LEASE_ACQUIRED, this::onLease));
           registered.add(consumer(Addresses.LEASE_RENEWED, this::onLease));
           registered.add(consumer(Addresses.LEASE_RELEASED, this::onLeaseReleased));
+          registered.add(vertx.eventBus().<Event>consumer(Addresses.TUNNEL_SECRET, m -> onSecret(m.body()))
+              .completion());
           MessageConsumer<Object> status = vertx.eventBus()
               .consumer(Addresses.nodeStatus(settings.nodeName(), Addresses.TUNNEL), this::onStatus);
           registered.add(status.completion());
@@ -93,6 +117,7 @@ public final class TunnelService extends VerticleBase {
           if (ok.succeeded()) {
             timer = vertx.setPeriodic(settings.reconcileInterval().toMillis(), id -> requestReconcile(true));
             events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.TUNNEL));
+            events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, true));
             requestReconcile(false);
           }
         });
@@ -138,6 +163,19 @@ public final class TunnelService extends VerticleBase {
     }
   }
 
+  private void onSecret(Event event) {
+    if (!(event.payload() instanceof SecretAnnouncement announced) || event.node().equals(settings.nodeName())) {
+      return;
+    }
+    if (announced.answerWanted()) {
+      events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, false));
+    }
+    String before = peerSecretIds.put(event.node(), announced.secretId());
+    if (!announced.secretId().equals(before)) {
+      requestReconcile(false);
+    }
+  }
+
   private static boolean sameShape(NodeBlockLease a, NodeBlockLease b) {
     return a.underlayAddress().equals(b.underlayAddress()) && a.block().equals(b.block());
   }
@@ -173,7 +211,8 @@ public final class TunnelService extends VerticleBase {
     Optional<NodeBlockLease> own = Optional.ofNullable(leases.get(settings.nodeName()));
     List<NodeBlockLease> all = List.copyOf(leases.values());
     Map<String, PeerTunnel> appliedNow = Map.copyOf(applied);
-    worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, initiateAll))
+    Map<String, String> peerIds = Map.copyOf(peerSecretIds);
+    worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, peerIds, initiateAll))
         .onComplete(done -> {
           reconciling = false;
           io.micrometer.core.instrument.Metrics.counter(RECONCILE_RUNS, "outcome", done.succeeded() ? "ok" : "failed")
@@ -223,23 +262,30 @@ public final class TunnelService extends VerticleBase {
   /** Touched only by the one-thread VICI worker, like the session. */
   private final Map<String, Backoff> initiateBackoff = new HashMap<>();
 
-  /** What a reconcile found and did. */
+  /** What a reconcile found and did; {@code secretId} is the secret in use after it. */
   private record Outcome(Map<String, PeerTunnel> desired, Map<String, PeerTunnel> applied,
-                         Map<String, PeerTunnel> up) {}
+                         Map<String, PeerTunnel> up, String secretId) {}
 
   /** Counter of reconcile runs, by outcome, in Micrometer's global registry (the agent's /metrics). */
   public static final String RECONCILE_RUNS = "ipsec.cni.tunnel.reconcile.runs";
 
   private Outcome reconcileBlocking(Optional<NodeBlockLease> own, List<NodeBlockLease> all,
-                                    Map<String, PeerTunnel> appliedBefore, boolean initiateAll) throws IOException {
+                                    Map<String, PeerTunnel> appliedBefore, Map<String, String> peerIds,
+                                    boolean initiateAll) throws IOException {
     boolean fresh = ensureSession();
+    if (fresh) {
+      loadedKeys.clear();
+    }
+    long now = System.nanoTime();
+    secrets.refresh(now);
     Map<String, PeerTunnel> appliedNow = new HashMap<>(fresh ? Map.of() : appliedBefore);
     Map<String, PeerTunnel> desired = own.map(o -> renderer.desired(o, all)).orElse(Map.of());
     List<String> inCharon = session.getConns();
     if (own.isEmpty()) {
       // Without our own block there is nothing to render; leave charon as it is.
-      return new Outcome(desired, appliedNow, Map.of());
+      return new Outcome(desired, appliedNow, Map.of(), secrets.currentId());
     }
+    secrets.expire(now, desired.values().stream().map(t -> peerIds.get(t.peerNode())).toList());
     TunnelPlan plan = TunnelPlan.between(desired, appliedNow, inCharon);
     for (String name : plan.unload()) {
       try {
@@ -249,16 +295,24 @@ public final class TunnelService extends VerticleBase {
         // nothing established: fine
       }
       session.unloadConn(name);
-      try {
-        session.unloadShared("psk-" + name);
-      } catch (ViciCommandException gone) {
-        // key already gone
+      for (String keyId : List.of("psk-" + name, "psk-" + name + "-accepted")) {
+        try {
+          session.unloadShared(keyId);
+        } catch (ViciCommandException gone) {
+          // key already gone (or never loaded)
+        }
       }
+      loadedKeys.remove(name);
+      reauthPending.remove(name);
       appliedNow.remove(name);
       LOG.info(() -> "unloaded " + name);
     }
+    Set<String> sharedInCharon = loadedKeys.isEmpty() ? new HashSet<>(session.getShared()) : Set.of();
+    for (PeerTunnel t : desired.values()) {
+      loadKeys(t, secrets.keysFor(peerIds.get(t.peerNode())), sharedInCharon);
+      warnOnForeignSecret(t.peerNode(), peerIds.get(t.peerNode()));
+    }
     for (PeerTunnel t : plan.load()) {
-      session.loadShared(renderer.sharedKey(t));
       session.loadConn(t.connName(), renderer.connection(t));
       appliedNow.put(t.connName(), t);
       LOG.info(() -> "loaded " + t.connName() + " " + t.localBlock() + " <-> " + t.peerBlock() + " via "
@@ -266,7 +320,6 @@ public final class TunnelService extends VerticleBase {
     }
     appliedNow.keySet().retainAll(desired.keySet());
     SaState sas = SaState.of(session.listSas(), desired);
-    long now = System.nanoTime();
     initiateBackoff.keySet().retainAll(desired.keySet());
     for (PeerTunnel t : desired.values()) {
       boolean missing = !sas.up().containsKey(t.connName()) && !sas.busy().contains(t.connName());
@@ -281,8 +334,66 @@ public final class TunnelService extends VerticleBase {
         }
       }
     }
-    writeRendered(desired);
-    return new Outcome(desired, appliedNow, sas.up());
+    reauthenticate(sas.up().keySet());
+    writeRendered(desired, t -> secrets.keysFor(peerIds.get(t.peerNode())));
+    return new Outcome(desired, appliedNow, sas.up(), secrets.currentId());
+  }
+
+  /**
+   * Gives charon the pair's keys when they differ from what it holds. A changed offered key
+   * on a tunnel this side starts means its IKE SA must authenticate again.
+   *
+   * @param sharedInCharon shared-key ids charon holds, when what we loaded is unknown (a new session)
+   */
+  private void loadKeys(PeerTunnel t, PairKeys keys, Set<String> sharedInCharon) throws IOException {
+    String want = keys.describe();
+    String had = loadedKeys.get(t.connName());
+    if (want.equals(had)) {
+      return;
+    }
+    for (ViciMessage key : renderer.sharedKeys(t, keys)) {
+      session.loadShared(key);
+    }
+    boolean staleAccepted = had == null ? sharedInCharon.contains(t.acceptedKeyId()) : had.contains("+");
+    if (keys.accepted().isEmpty() && staleAccepted) {
+      try {
+        session.unloadShared(t.acceptedKeyId());
+      } catch (ViciCommandException gone) {
+        // already gone
+      }
+    }
+    loadedKeys.put(t.connName(), want);
+    if (had != null && !had.startsWith(keys.offered().id()) && t.initiator()) {
+      reauthPending.add(t.connName());
+    }
+  }
+
+  /** Re-authenticates the IKE SAs whose offered key changed; a tunnel that is not up comes up with the new key anyway. */
+  private void reauthenticate(Set<String> up) {
+    for (String name : List.copyOf(reauthPending)) {
+      reauthPending.remove(name);
+      if (!up.contains(name)) {
+        continue;
+      }
+      try {
+        session.reauthenticate(name);
+        LOG.info(() -> "re-authenticating " + name + " with cluster secret " + secrets.currentId());
+      } catch (ViciException e) {
+        LOG.warning("re-authentication of " + name + " failed: " + e.getMessage());
+      }
+    }
+  }
+
+  private void warnOnForeignSecret(String peer, String peerId) {
+    if (peerId == null || peerId.equals(secrets.currentId()) || secrets.previousId().filter(peerId::equals).isPresent()) {
+      warnedSecretIds.remove(peer);
+      return;
+    }
+    if (!peerId.equals(warnedSecretIds.put(peer, peerId))) {
+      LOG.warning("node " + peer + " uses cluster secret " + peerId + ", this node only " + secrets.currentId()
+          + ": a rotation under way (this node's secret file will change), or the files differ and new IKE SAs"
+          + " between them cannot authenticate");
+    }
   }
 
   /** Connects (again) when needed; true when the session is new, so everything must be reloaded. */
@@ -339,8 +450,9 @@ public final class TunnelService extends VerticleBase {
   }
 
   /** The swanctl.conf equivalent, 0600 (it holds keys), replaced atomically, only when it changes. */
-  private void writeRendered(Map<String, PeerTunnel> desired) throws IOException {
-    String text = renderer.swanctlConf(desired.values());
+  private void writeRendered(Map<String, PeerTunnel> desired,
+                             java.util.function.Function<PeerTunnel, PairKeys> keys) throws IOException {
+    String text = renderer.swanctlConf(desired.values(), keys);
     Path target = settings.renderedConfig();
     if (text.equals(lastRendered) && Files.exists(target)) {
       return;
@@ -361,6 +473,11 @@ public final class TunnelService extends VerticleBase {
   private void apply(Outcome outcome) {
     charonProblem = null;
     applied = outcome.applied();
+    if (!outcome.secretId().equals(announcedSecretId)) {
+      // Announced only now that charon holds the new keys: a peer that reacts finds them there.
+      announcedSecretId = outcome.secretId();
+      events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, false));
+    }
     for (PeerTunnel t : outcome.up().values()) {
       if (!upTunnels.containsKey(t.connName())) {
         events.publish(Addresses.TUNNEL_UP, new TunnelEvent(t.peerNode(), t.peerBlock(), ""));

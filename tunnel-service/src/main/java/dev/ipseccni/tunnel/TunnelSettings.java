@@ -15,11 +15,14 @@ import java.util.Objects;
  * @param proposals IKE and ESP proposals
  * @param reconcileInterval how often desired tunnels are compared with charon's state
  * @param renderedConfig where the swanctl.conf equivalent of the loaded state is written (0600: it holds keys)
+ * @param secretGrace how long, at most, the previous cluster secret stays accepted after the
+ *     secret file changed (it goes earlier, once every peer announces the new one)
  */
 public record TunnelSettings(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,
                              Datapath datapath, Proposals proposals, Duration reconcileInterval,
-                             Path renderedConfig) {
+                             Path renderedConfig, Duration secretGrace) {
   public static final Duration DEFAULT_RECONCILE_INTERVAL = Duration.ofSeconds(10);
+  public static final Duration DEFAULT_SECRET_GRACE = Duration.ofHours(1);
 
   public TunnelSettings {
     Objects.requireNonNull(nodeName, "nodeName");
@@ -30,6 +33,7 @@ public record TunnelSettings(String nodeName, String underlayAddress, Path viciS
     Objects.requireNonNull(proposals, "proposals");
     Objects.requireNonNull(reconcileInterval, "reconcileInterval");
     Objects.requireNonNull(renderedConfig, "renderedConfig");
+    Objects.requireNonNull(secretGrace, "secretGrace");
     if (nodeName.isBlank()) {
       throw new IllegalArgumentException("tunnel nodeName must not be blank");
     }
@@ -39,12 +43,15 @@ public record TunnelSettings(String nodeName, String underlayAddress, Path viciS
     if (reconcileInterval.isNegative() || reconcileInterval.toMillis() < 100) {
       throw new IllegalArgumentException("tunnel reconcileInterval must be at least 100 ms, got " + reconcileInterval);
     }
+    if (secretGrace.isNegative()) {
+      throw new IllegalArgumentException("tunnel secretGrace must not be negative, got " + secretGrace);
+    }
   }
 
-  /** Default proposals and reconcile interval. */
+  /** Default proposals, reconcile interval and secret grace. */
   public static TunnelSettings of(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,
                                   Datapath datapath, Path renderedConfig) {
     return new TunnelSettings(nodeName, underlayAddress, viciSocket, secretFile, datapath, Proposals.DEFAULT,
-        DEFAULT_RECONCILE_INTERVAL, renderedConfig);
+        DEFAULT_RECONCILE_INTERVAL, renderedConfig, DEFAULT_SECRET_GRACE);
   }
 }

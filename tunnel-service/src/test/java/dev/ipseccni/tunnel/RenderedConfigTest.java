@@ -36,13 +36,14 @@ class RenderedConfigTest {
     Files.setPosixFilePermissions(secretFile, PosixFilePermissions.fromString("rw-------"));
     TunnelSettings settings = TunnelSettings.of("node-a", "192.168.250.1", charon.vici(), secretFile,
         Datapath.LIBIPSEC, lab.dir().resolve("swanctl.conf"));
-    TunnelRenderer r = new TunnelRenderer(settings, ClusterSecret.load(secretFile));
+    ClusterSecret secret = ClusterSecret.load(secretFile);
+    TunnelRenderer r = new TunnelRenderer(settings);
     NodeBlockLease own = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1, 0);
     Map<String, PeerTunnel> desired = r.desired(own, List.of(
         new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1, 0),
         new NodeBlockLease("node-c.example", "192.168.250.3", "10.128.3.0/24", 1, 0)));
     Path conf = lab.dir().resolve("swanctl.conf");
-    Files.writeString(conf, r.swanctlConf(desired.values()));
+    Files.writeString(conf, r.swanctlConf(desired.values(), t -> PairKeys.of(secret)));
 
     String out = NetnsLab.exec(charon.namespace(), "swanctl", "--load-all", "--noprompt",
         "--file", conf.toString(), "--uri", "unix://" + charon.vici());

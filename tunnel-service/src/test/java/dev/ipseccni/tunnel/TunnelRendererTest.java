@@ -38,7 +38,7 @@ class TunnelRendererTest {
 
   private TunnelRenderer renderer(String node, String underlay, Datapath datapath) {
     return new TunnelRenderer(TunnelSettings.of(node, underlay, dir.resolve("vici"), dir.resolve("secret"),
-        datapath, dir.resolve("swanctl.conf")), secret);
+        datapath, dir.resolve("swanctl.conf")));
   }
 
   @Test
@@ -78,8 +78,8 @@ class TunnelRendererTest {
         .get("peer-node-b");
     PeerTunnel ba = renderer("node-b", "192.168.250.2", Datapath.LIBIPSEC).desired(nodeB, List.of(nodeA))
         .get("peer-node-a");
-    String keyAb = renderer("node-a", "192.168.250.1", Datapath.LIBIPSEC).sharedKey(ab).value("data").orElseThrow();
-    String keyBa = renderer("node-b", "192.168.250.2", Datapath.LIBIPSEC).sharedKey(ba).value("data").orElseThrow();
+    String keyAb = renderer("node-a", "192.168.250.1", Datapath.LIBIPSEC).sharedKeys(ab, PairKeys.of(secret)).get(0).value("data").orElseThrow();
+    String keyBa = renderer("node-b", "192.168.250.2", Datapath.LIBIPSEC).sharedKeys(ba, PairKeys.of(secret)).get(0).value("data").orElseThrow();
     assertEquals(keyAb, keyBa);
   }
 
@@ -95,7 +95,7 @@ class TunnelRendererTest {
   void swanctlConfHasOneKeyPerLineAndBalancedSections() {
     TunnelRenderer r = renderer("node-a", "192.168.250.1", Datapath.LIBIPSEC);
     Map<String, PeerTunnel> desired = r.desired(nodeA, List.of(nodeB));
-    String conf = r.swanctlConf(desired.values());
+    String conf = r.swanctlConf(desired.values(), t -> PairKeys.of(secret));
     int depth = 0;
     for (String line : conf.split("\n")) {
       assertTrue(line.chars().filter(c -> c == '=').count() <= 1, "one key per line: " + line);
@@ -108,7 +108,7 @@ class TunnelRendererTest {
     }
     assertEquals(0, depth);
     assertTrue(conf.contains("      local_ts = 10.128.1.0/24\n"), conf);
-    String key = r.sharedKey(desired.get("peer-node-b")).value("data").orElseThrow();
+    String key = r.sharedKeys(desired.get("peer-node-b"), PairKeys.of(secret)).get(0).value("data").orElseThrow();
     assertTrue(conf.indexOf(key) > conf.indexOf("secrets {"), "the key appears only in the secrets section");
   }
 
@@ -125,7 +125,7 @@ class TunnelRendererTest {
 
     Map<String, PeerTunnel> desired = r.desired(own, leases);
     assertEquals(1000, desired.size());
-    String conf = r.swanctlConf(desired.values());
+    String conf = r.swanctlConf(desired.values(), t -> PairKeys.of(secret));
     assertEquals(1000, conf.split("\n      peer-node-\\d{4} \\{").length - 1, "one child section per peer");
 
     TunnelPlan first = TunnelPlan.between(desired, Map.of(), Set.of("other-admin-conn"));
@@ -158,7 +158,7 @@ class TunnelRendererTest {
   void keysNeverAppearInTunnelToString() {
     TunnelRenderer r = renderer("node-a", "192.168.250.1", Datapath.LIBIPSEC);
     PeerTunnel t = r.desired(nodeA, List.of(nodeB)).get("peer-node-b");
-    String key = r.sharedKey(t).value("data").orElseThrow();
+    String key = r.sharedKeys(t, PairKeys.of(secret)).get(0).value("data").orElseThrow();
     assertFalse(t.toString().contains(key));
     assertFalse(r.connection(t).toString().contains(key));
   }

@@ -75,7 +75,8 @@ class TunnelServiceTest {
 
   private void deploy(String node, String underlay, NetnsLab.Charon charon) throws Exception {
     TunnelSettings settings = new TunnelSettings(node, underlay, charon.vici(), secretFile, Datapath.LIBIPSEC,
-        Proposals.DEFAULT, Duration.ofMillis(500), lab.dir().resolve(node).resolve("swanctl.conf"));
+        Proposals.DEFAULT, Duration.ofMillis(500), lab.dir().resolve(node).resolve("swanctl.conf"),
+        TunnelSettings.DEFAULT_SECRET_GRACE);
     vertx.deployVerticle(new TunnelService(settings, new EventPublisher(vertx.eventBus(), node, 1)))
         .toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
   }
@@ -222,7 +223,7 @@ class TunnelServiceTest {
     Files.writeString(loose, "the-cluster-secret-of-the-service-test-0123456789");
     Files.setPosixFilePermissions(loose, PosixFilePermissions.fromString("rw-r--r--"));
     TunnelSettings settings = new TunnelSettings("node-x", "192.168.250.9", charonA.vici(), loose, Datapath.LIBIPSEC,
-        Proposals.DEFAULT, Duration.ofSeconds(1), lab.dir().resolve("x.conf"));
+        Proposals.DEFAULT, Duration.ofSeconds(1), lab.dir().resolve("x.conf"), TunnelSettings.DEFAULT_SECRET_GRACE);
     Throwable failure = vertx.deployVerticle(new TunnelService(settings, ipam))
         .toCompletionStage().toCompletableFuture().handle((ok, e) -> e).get(30, TimeUnit.SECONDS);
     assertNotNull(failure, "deployment must fail");

@@ -18,7 +18,8 @@ import com.fasterxml.jackson.annotation.JsonTypeInfo;
     @JsonSubTypes.Type(value = AgentEvent.class, name = "agent"),
     @JsonSubTypes.Type(value = MemberEvent.class, name = "member"),
     @JsonSubTypes.Type(value = LeaseSync.class, name = "lease-sync"),
+    @JsonSubTypes.Type(value = SecretAnnouncement.class, name = "secret"),
 })
 public sealed interface Payload
     permits LeaseEvent, AddressEvent, PodEvent, TunnelEvent, FirewallEvent, AgentEvent, MemberEvent,
-    LeaseSync {}
+    LeaseSync, SecretAnnouncement {}

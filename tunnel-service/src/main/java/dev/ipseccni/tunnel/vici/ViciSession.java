@@ -153,6 +153,15 @@ public final class ViciSession implements AutoCloseable {
         .put("timeout", timeoutMillis).put("init-limits", false).build());
   }
 
+  /**
+   * Re-authenticates the IKE SAs of a connection: a new IKE SA authenticates afresh (with the
+   * keys loaded now) and takes over the CHILD SAs. Before the old one goes when charon's
+   * {@code make_before_break} is on, after it otherwise. Returns once charon has queued it.
+   */
+  public void reauthenticate(String ike) throws ViciException {
+    call("rekey", ViciMessage.builder().put("ike", ike).put("reauth", true).build());
+  }
+
   /** Terminates an IKE SA by connection name, waiting for the peer to confirm the delete. */
   public void terminate(String ike) throws ViciException {
     call("terminate", ViciMessage.builder().put("ike", ike).put("timeout", 0).build());

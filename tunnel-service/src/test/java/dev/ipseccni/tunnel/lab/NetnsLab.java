@@ -143,6 +143,7 @@ public final class NetnsLab implements AutoCloseable {
         "  load = random nonce aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey openssl gmp curve25519 kdf"
             + " kernel-libipsec kernel-netlink socket-default vici updown",
         "  install_routes = yes",
+        "  make_before_break = yes",
         "  plugins {",
         "    vici {",
         "      socket = unix://" + vici,
