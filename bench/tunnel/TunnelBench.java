@@ -111,6 +111,18 @@ public class TunnelBench {
         return bodies;
       })));
       System.out.println("rendered swanctl.conf text:               " + stats(measure(runs, () -> renderer.swanctlConf(desired.values(), t -> PairKeys.of(secret)))));
+      // What a periodic reconcile does instead of rendering when nothing changed: compare the inputs.
+      Map<String, PeerTunnel> lastTunnels = Map.copyOf(desired);
+      Map<String, String> lastKeys = new java.util.HashMap<>();
+      desired.values().forEach(t -> lastKeys.put(t.connName(), PairKeys.of(secret).offered().id()));
+      System.out.println("unchanged check instead of rendering:     " + stats(measure(runs, () -> {
+        Map<String, String> keyIds = new java.util.HashMap<>();
+        desired.values().forEach(t -> keyIds.put(t.connName(), PairKeys.of(secret).offered().id()));
+        if (!desired.equals(lastTunnels) || !keyIds.equals(lastKeys)) {
+          throw new IllegalStateException();
+        }
+        return keyIds;
+      })));
     } finally {
       Files.deleteIfExists(secretFile);
       Files.deleteIfExists(dir);

@@ -79,7 +79,9 @@ public final class TunnelService extends VerticleBase {
   private TunnelRenderer renderer;
   private SecretRing secrets;
   private ViciSession session;
-  private String lastRendered = "";
+  /** What the rendered file was last written from: the tunnels and each pair's keys (as ids). */
+  private Map<String, PeerTunnel> lastRenderedTunnels = Map.of();
+  private Map<String, String> lastRenderedKeys = Map.of();
   /** What each loaded connection's keys are in charon ({@link PairKeys#describe()}). */
   private final Map<String, String> loadedKeys = new HashMap<>();
   /** Connections to re-authenticate because their offered key changed. */
@@ -452,11 +454,14 @@ public final class TunnelService extends VerticleBase {
   /** The swanctl.conf equivalent, 0600 (it holds keys), replaced atomically, only when it changes. */
   private void writeRendered(Map<String, PeerTunnel> desired,
                              java.util.function.Function<PeerTunnel, PairKeys> keys) throws IOException {
-    String text = renderer.swanctlConf(desired.values(), keys);
     Path target = settings.renderedConfig();
-    if (text.equals(lastRendered) && Files.exists(target)) {
+    // Comparing the inputs costs far less than rendering (HKDF per pair): most reconciles change nothing.
+    Map<String, String> keyIds = new HashMap<>(Math.max(16, desired.size() * 2));
+    desired.values().forEach(t -> keyIds.put(t.connName(), keys.apply(t).describe()));
+    if (desired.equals(lastRenderedTunnels) && keyIds.equals(lastRenderedKeys) && Files.exists(target)) {
       return;
     }
+    String text = renderer.swanctlConf(desired.values(), keys);
     Path dir = target.toAbsolutePath().getParent();
     Files.createDirectories(dir);
     Path tmp = Files.createTempFile(dir, ".swanctl", ".tmp",
@@ -467,7 +472,8 @@ public final class TunnelService extends VerticleBase {
     } finally {
       Files.deleteIfExists(tmp);
     }
-    lastRendered = text;
+    lastRenderedTunnels = Map.copyOf(desired);
+    lastRenderedKeys = keyIds;
   }
 
   private void apply(Outcome outcome) {
