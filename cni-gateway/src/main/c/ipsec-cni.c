@@ -7,12 +7,20 @@
  * with 11 (try again later), DEL is recorded in the pending-DEL directory beside the
  * socket and succeeds (the agent replays it), every other command fails with 50.
  *
+ * One fact is gathered here for ADD, because the client is already running on the host
+ * while the agent would have to exec a helper for it: whether the pod's namespace already
+ * has the interface (PROTO_INTERFACE_PRESENT_KEY). The agent then refuses the ADD without
+ * touching the existing interface; without the fact it looks itself.
+ *
  * Static, libc only: it runs on any host the agent's DaemonSet copies it to.
  */
+#define _GNU_SOURCE
 #include "protocol.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +213,31 @@ static const char *env_or_empty(const char *name) {
   return v ? v : "";
 }
 
-static void request_body(struct buf *body, const struct buf *stdin_data) {
+/*
+ * Whether the network namespace at netns has an interface named ifname: 1 yes, 0 no, -1
+ * unknown (no such namespace, no permission, a name too long...: the agent finds out and
+ * says why). Enters the namespace and comes back; the agent's socket is a path, reachable
+ * from either.
+ */
+static int probe_interface(const char *netns, const char *ifname) {
+  if (!*netns || !*ifname || strlen(ifname) >= IF_NAMESIZE) return -1;
+  int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -1;
+  int target = open(netns, O_RDONLY | O_CLOEXEC);
+  int result = -1;
+  if (target >= 0 && setns(target, CLONE_NEWNET) == 0) {
+    errno = 0;
+    if (if_nametoindex(ifname) != 0) result = 1;
+    else if (errno == ENODEV) result = 0;
+    if (setns(self, CLONE_NEWNET) != 0) result = -1;
+  }
+  if (target >= 0) close(target);
+  close(self);
+  return result;
+}
+
+/* present: the probe's answer (-1: not probed, the key is left out). */
+static void request_body(struct buf *body, const struct buf *stdin_data, int present) {
   buf_str(body, "{\"env\":{");
   int first = 1;
   size_t prefix = strlen(PROTO_ENV_PREFIX);
@@ -221,6 +253,10 @@ static void request_body(struct buf *body, const struct buf *stdin_data) {
   }
   buf_str(body, "},\"stdin\":");
   buf_quote(body, stdin_data->data, stdin_data->len);
+  if (present >= 0) {
+    buf_str(body, ",\"" PROTO_INTERFACE_PRESENT_KEY "\":");
+    buf_str(body, present ? "true" : "false");
+  }
   buf_str(body, "}");
 }
 
@@ -393,7 +429,9 @@ int main(void) {
   char *socket_path = top_level_string(&in, PROTO_SOCKET_KEY,
                                        socket_env && *socket_env ? socket_env : PROTO_DEFAULT_SOCKET);
   struct buf body = {0}, reply = {0};
-  request_body(&body, &in);
+  int present = strcmp(command, "ADD") == 0
+      ? probe_interface(env_or_empty("CNI_NETNS"), env_or_empty("CNI_IFNAME")) : -1;
+  request_body(&body, &in, present);
   if (exchange(socket_path, &body, &reply) == 0) {
     return relay_reply(&reply, version, socket_path);
   }

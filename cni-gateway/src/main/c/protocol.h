@@ -16,6 +16,7 @@
 #define PROTO_PENDING_DEL_DIR_NAME "pending-del"
 #define PROTO_PENDING_DEL_SUFFIX ".json"
 #define PROTO_ENV_PREFIX "CNI_"
+#define PROTO_INTERFACE_PRESENT_KEY "interfacePresent"
 #define PROTO_SUPPORTED_VERSIONS "\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\""
 #define PROTO_LATEST_VERSION "1.1.0"
 

@@ -191,7 +191,7 @@ public final class CniGateway extends VerticleBase {
       CniEnvironment env = request.env();
       NetworkConfig config = request.config();
       answer = switch (command) {
-        case ADD -> add(env, config);
+        case ADD -> add(env, config, Optional.ofNullable(call.interfacePresent()));
         case DEL -> del(env, config);
         case CHECK -> check(env, config);
         case GC -> gc(config);
@@ -215,19 +215,19 @@ public final class CniGateway extends VerticleBase {
 
   // ---- the commands ----
 
-  private Future<String> add(CniEnvironment env, NetworkConfig config) {
+  /** @param interfacePresent what the client found in the pod's namespace; empty: look here */
+  private Future<String> add(CniEnvironment env, NetworkConfig config, Optional<Boolean> interfacePresent) {
     AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName());
     return notReady()
         .compose(failing -> failing.isEmpty() ? Future.succeededFuture()
             : Future.failedFuture(new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()
                 + " is not ready for pods yet: " + describe(failing))))
-        .compose(v -> blocking(() -> {
-          if (delegate.interfaceExists(env.netns(), env.ifName())) {
-            throw new CniError(CniError.INTERFACE_EXISTS,
-                "interface " + env.ifName() + " already exists in " + env.netns());
-          }
-          return null;
-        }))
+        // An existing interface is refused before an address is taken: the clean-up of a failed ADD
+        // (the delegate's DEL) would remove it, and a working pod with it.
+        .compose(v -> interfacePresent.isPresent() ? Future.succeededFuture(interfacePresent.get())
+            : blocking(() -> delegate.interfaceExists(env.netns(), env.ifName())))
+        .compose(present -> present ? Future.failedFuture(new CniError(CniError.INTERFACE_EXISTS,
+            "interface " + env.ifName() + " already exists in " + env.netns())) : Future.succeededFuture())
         .compose(v -> request(Addresses.ipamAllocate(settings.nodeName()), key, Allocation.class))
         .compose(allocation -> attach(env, config, allocation)
             .recover(failure -> cleanUpFailedAdd(env, config, allocation).transform(x -> Future.failedFuture(failure))))

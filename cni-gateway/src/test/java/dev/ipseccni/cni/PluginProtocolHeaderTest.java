@@ -34,6 +34,7 @@ class PluginProtocolHeaderTest {
     expected.put("PROTO_PENDING_DEL_DIR_NAME", q(PluginProtocol.PENDING_DEL_DIR_NAME));
     expected.put("PROTO_PENDING_DEL_SUFFIX", q(PluginProtocol.PENDING_DEL_SUFFIX));
     expected.put("PROTO_ENV_PREFIX", q(PluginProtocol.ENV_PREFIX));
+    expected.put("PROTO_INTERFACE_PRESENT_KEY", q(PluginProtocol.INTERFACE_PRESENT_KEY));
     expected.put("PROTO_SUPPORTED_VERSIONS", q(PluginProtocol.SUPPORTED_VERSIONS.stream()
         .map(v -> "\\\"" + v + "\\\"").collect(Collectors.joining(","))));
     expected.put("PROTO_LATEST_VERSION", q(PluginProtocol.SUPPORTED_VERSIONS.get(

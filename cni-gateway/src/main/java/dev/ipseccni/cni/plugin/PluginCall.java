@@ -5,13 +5,20 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * One execution of the plugin as the runtime made it: its CNI_* environment and its stdin.
- * This is the request body of {@link PluginProtocol}, and the content of a pending-DEL file.
+ * One execution of the plugin as the runtime made it: its CNI_* environment and its stdin,
+ * and what the client found out on the host (see {@link PluginProtocol#INTERFACE_PRESENT_KEY};
+ * null when it did not look). This is the request body of {@link PluginProtocol}, and the
+ * content of a pending-DEL file.
  */
-public record PluginCall(Map<String, String> env, String stdin) {
+public record PluginCall(Map<String, String> env, String stdin, Boolean interfacePresent) {
   public PluginCall {
     env = Map.copyOf(env);
     stdin = stdin == null ? "" : stdin;
+  }
+
+  /** A call whose client did not probe the pod's namespace. */
+  public PluginCall(Map<String, String> env, String stdin) {
+    this(env, stdin, null);
   }
 
   public String env(String name) {
@@ -43,6 +50,9 @@ public record PluginCall(Map<String, String> env, String stdin) {
     }
     json.append("},\"stdin\":");
     MiniJson.quote(stdin, json);
+    if (interfacePresent != null) {
+      json.append(",\"").append(PluginProtocol.INTERFACE_PRESENT_KEY).append("\":").append(interfacePresent);
+    }
     return json.append('}').toString();
   }
 
@@ -65,6 +75,11 @@ public record PluginCall(Map<String, String> env, String stdin) {
     if (stdin != null && !(stdin instanceof String)) {
       throw new IllegalArgumentException("request body's \"stdin\" is not a string");
     }
-    return new PluginCall(env, (String) stdin);
+    Object present = body.get(PluginProtocol.INTERFACE_PRESENT_KEY);
+    if (present != null && !(present instanceof Boolean)) {
+      throw new IllegalArgumentException("request body's \"" + PluginProtocol.INTERFACE_PRESENT_KEY
+          + "\" is not a boolean");
+    }
+    return new PluginCall(env, (String) stdin, (Boolean) present);
   }
 }

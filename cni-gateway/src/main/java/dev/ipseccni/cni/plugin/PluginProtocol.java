@@ -11,7 +11,7 @@ import java.util.List;
  * <pre>
  * POST /cni HTTP/1.1                      over the Unix socket named by the conflist's agentSocket
  * Content-Type: application/json
- * {"env":{"CNI_COMMAND":"ADD",...},"stdin":"&lt;the network config, verbatim&gt;"}
+ * {"env":{"CNI_COMMAND":"ADD",...},"stdin":"&lt;the network config, verbatim&gt;","interfacePresent":false}
  *
  * HTTP/1.1 200 OK
  * Cni-Exit-Code: 0                        the exit code the plugin must exit with
@@ -51,6 +51,13 @@ public final class PluginProtocol {
    * with {@link #CODE_INVALID_NETWORK_CONFIG} after being read and discarded, never buffered.
    */
   public static final int MAX_REQUEST_BYTES = 1024 * 1024;
+
+  /**
+   * Optional request key, on ADD only: whether the client found CNI_IFNAME already in
+   * CNI_NETNS (it runs on the host already; the agent would have to exec a helper to look).
+   * Absent: the gateway looks itself.
+   */
+  public static final String INTERFACE_PRESENT_KEY = "interfacePresent";
 
   /** Environment variables whose name starts with this are forwarded. */
   public static final String ENV_PREFIX = "CNI_";
