@@ -216,7 +216,9 @@ public final class CniGateway extends VerticleBase {
   // ---- the commands ----
 
   private Future<String> add(CniEnvironment env, NetworkConfig config) {
-    AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName());
+    // A requested address is IPAM's to grant or refuse (102, with the reason); a malformed one fails here, first.
+    AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName(),
+        RequestedAddress.of(env.args(), config).orElse(""));
     return notReady()
         .compose(failing -> failing.isEmpty() ? Future.succeededFuture()
             : Future.failedFuture(new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()
