@@ -63,6 +63,19 @@ public record IpPrefix(BigInteger network, int prefixLength, int bits) {
     if (!v4 && !v6) {
       throw new IllegalArgumentException("'" + literal + "' is not an IP address literal");
     }
+    if (v4) {
+      // InetAddress sends a dotted quad it cannot parse (999.1.1.1) to the resolver: parse it here instead.
+      String[] octets = literal.split("\\.");
+      byte[] raw = new byte[4];
+      for (int i = 0; i < 4; i++) {
+        int octet = Integer.parseInt(octets[i]);
+        if (octet > 255) {
+          throw new IllegalArgumentException("'" + literal + "' is not an IP address literal");
+        }
+        raw[i] = (byte) octet;
+      }
+      return raw;
+    }
     try {
       return InetAddress.getByName(literal).getAddress();
     } catch (UnknownHostException e) {

@@ -52,6 +52,22 @@ class JsonRecordCodecTest {
     assertEquals(gc, throughWire(new JsonRecordCodec<>(GcRequest.class), gc));
     AllocateRequest add = new AllocateRequest("ipsec-cni", "c1", "eth0");
     assertEquals(add, throughWire(new JsonRecordCodec<>(AllocateRequest.class), add));
+    AllocateRequest requested = new AllocateRequest("ipsec-cni", "c2", "eth0", "10.128.1.9");
+    assertEquals(requested, throughWire(new JsonRecordCodec<>(AllocateRequest.class), requested));
+  }
+
+  @Test
+  void allocateRequestOfAnOlderSenderAsksForNoAddress() {
+    // A gateway from before requested addresses sends no requestedAddress: IPAM picks, as it did then.
+    AllocateRequest old = JsonRecordCodec.fromJson(
+        "{\"network\":\"ipsec-cni\",\"containerId\":\"c1\",\"ifName\":\"eth0\"}".getBytes(),
+        AllocateRequest.class);
+    assertEquals(new AllocateRequest("ipsec-cni", "c1", "eth0", ""), old);
+    assertEquals(false, old.requestsAnAddress());
+    String json = new String(JsonRecordCodec.toJson(new AllocateRequest("n", "c", "eth0", "10.128.1.9")),
+        java.nio.charset.StandardCharsets.UTF_8);
+    assertEquals("{\"network\":\"n\",\"containerId\":\"c\",\"ifName\":\"eth0\",\"requestedAddress\":\"10.128.1.9\"}",
+        json, "only the record's fields travel");
   }
 
   @Test

@@ -217,7 +217,9 @@ public final class CniGateway extends VerticleBase {
 
   /** @param interfacePresent what the client found in the pod's namespace; empty: look here */
   private Future<String> add(CniEnvironment env, NetworkConfig config, Optional<Boolean> interfacePresent) {
-    AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName());
+    // A requested address is IPAM's to grant or refuse (102, with the reason); a malformed one fails here, first.
+    AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName(),
+        RequestedAddress.of(env.args(), config).orElse(""));
     return notReady()
         .compose(failing -> failing.isEmpty() ? Future.succeededFuture()
             : Future.failedFuture(new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()

@@ -21,6 +21,8 @@ public final class Conflist {
   public static final String FILE_NAME = "10-ipsec-cni.conflist";
   public static final String CNI_VERSION = "1.0.0";
   public static final String PLUGIN_TYPE = "ipsec-cni";
+  /** The runtime's requested pod address ({@code runtimeConfig.ips}), see {@link RequestedAddress}. */
+  public static final String IPS_CAPABILITY = "ips";
 
   private Conflist() {}
 
@@ -28,7 +30,9 @@ public final class Conflist {
     JsonObject plugin = new JsonObject()
         .put("type", PLUGIN_TYPE)
         .put(PluginProtocol.SOCKET_KEY, settings.socketPath().toString())
-        .put("mtu", settings.mtu());
+        .put("mtu", settings.mtu())
+        // libcni passes runtimeConfig entries only for the capabilities a plugin declares.
+        .put("capabilities", new JsonObject().put(IPS_CAPABILITY, true));
     return new JsonObject()
         .put("cniVersion", CNI_VERSION)
         .put("name", settings.networkName())

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class ConflistTest {
   @Test
-  void conflistNamesThePluginTheSocketAndTheMtuAndLeavesNoTempFile(@TempDir Path confDir) throws IOException {
+  void conflistNamesThePluginTheSocketTheMtuAndTheIpsCapabilityAndLeavesNoTempFile(@TempDir Path confDir) throws IOException {
     CniGatewaySettings settings = CniGatewaySettings.forNode("n1", Path.of("/run/cg-n1/cni.sock"), 1380,
         List.of(Addresses.IPAM), List.of());
     Conflist.write(confDir, settings);
@@ -25,7 +25,8 @@ class ConflistTest {
     assertEquals("1.0.0", json.getString("cniVersion"));
     assertEquals(CniGatewaySettings.DEFAULT_NETWORK, json.getString("name"));
     assertEquals(new JsonArray().add(new JsonObject().put("type", "ipsec-cni")
-        .put(PluginProtocol.SOCKET_KEY, "/run/cg-n1/cni.sock").put("mtu", 1380)), json.getJsonArray("plugins"));
+        .put(PluginProtocol.SOCKET_KEY, "/run/cg-n1/cni.sock").put("mtu", 1380)
+        .put("capabilities", new JsonObject().put("ips", true))), json.getJsonArray("plugins"));
     try (Stream<Path> files = Files.list(confDir)) {
       assertEquals(List.of(written), files.toList());
     }

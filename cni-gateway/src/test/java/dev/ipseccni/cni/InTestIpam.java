@@ -39,7 +39,22 @@ final class InTestIpam {
         msg.fail(Failures.TRY_AGAIN_LATER, "test IPAM not ready");
         return;
       }
-      msg.reply(allocations.computeIfAbsent(key(r.network(), r.containerId(), r.ifName()),
+      String key = key(r.network(), r.containerId(), r.ifName());
+      if (r.requestsAnAddress()) {
+        // The contract only (exactly that address, or 102); the real IPAM's reasons are tested in ipam-service.
+        String wanted = r.requestedAddress() + "/24";
+        Allocation held = allocations.get(key);
+        boolean taken = allocations.values().stream().anyMatch(a -> a.address().equals(wanted) && a != held);
+        if (!r.requestedAddress().startsWith("10.128.1.") || taken || (held != null && !held.address().equals(wanted))) {
+          msg.fail(Failures.REQUESTED_ADDRESS_UNAVAILABLE, "test IPAM: requested address " + r.requestedAddress()
+              + " is not available to " + r.containerId());
+          return;
+        }
+        msg.reply(allocations.computeIfAbsent(key,
+            k -> new Allocation(r.network(), r.containerId(), r.ifName(), wanted, GATEWAY, BLOCK)));
+        return;
+      }
+      msg.reply(allocations.computeIfAbsent(key,
           k -> new Allocation(r.network(), r.containerId(), r.ifName(), "10.128.1." + next++ + "/24", GATEWAY,
               BLOCK)));
     }).completion());
@@ -78,6 +93,11 @@ final class InTestIpam {
 
   boolean holds(String network, String containerId, String ifName) {
     return allocations.containsKey(key(network, containerId, ifName));
+  }
+
+  String addressOf(String network, String containerId, String ifName) {
+    Allocation a = allocations.get(key(network, containerId, ifName));
+    return a == null ? "" : a.address();
   }
 
   int count() {

@@ -367,6 +367,103 @@ class PluginAgainstGatewayTest {
     assertFalse(new NodeBridge("cni0", lab.inNode()).carries("10.128.9.1/24"));
   }
 
+  // ---- requested addresses ----
+
+  Map<String, String> cniEnvAsking(String command, Pod pod, String cniArgsIp) {
+    Map<String, String> env = cniEnv(command, pod);
+    env.put("CNI_ARGS", env.get("CNI_ARGS") + ";IP=" + cniArgsIp);
+    return env;
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void addWithCniArgsIpGivesThePodExactlyThatAddress(PluginClient client) {
+    String wanted = "10.128.1." + (201 + client.ordinal());
+    Pod pod = newPod(client);
+    Map<String, String> env = cniEnv("ADD", pod);
+    // podman's --ip, as it sends it (and once without IgnoreUnknown: IP is a key we know)
+    env.put("CNI_ARGS", client == PluginClient.C ? env.get("CNI_ARGS") + ";IP=" + wanted : "IP=" + wanted);
+    PluginClient.Run add = client.run(env, conf("1.0.0"));
+    assertEquals(0, add.exitCode(), add.stdout());
+    assertEquals(wanted + "/24", add.json().getJsonArray("ips").getJsonObject(0).getString("address"));
+    assertEquals(wanted + "/24", ipam.addressOf(NETWORK, pod.id(), "eth0"));
+    assertTrue(NetnsLab.sh("ip", "-n", pod.name(), "-o", "addr", "show", "dev", "eth0").contains(wanted + "/24"));
+    assertEquals(0, NetnsLab.run("ip", "netns", "exec", pod.name(), "ping", "-c", "1", "-W", "3",
+        InTestIpam.GATEWAY), "the pod with its requested address cannot ping the gateway");
+    assertEquals(0, client.run(cniEnv("DEL", pod), confWithPrev("1.0.0", add.json())).exitCode());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"runtimeConfig", "args"})
+  void addWithTheIpsCapabilityOrArgsCniIpsGivesThatAddressWhateverItsPrefix(String where) {
+    PluginClient client = PluginClient.C;
+    String wanted = "10.128.1." + (where.equals("args") ? 211 : 210);
+    JsonObject conf = new JsonObject(conf("1.0.0"));
+    JsonArray ips = new JsonArray().add(wanted + "/16");
+    if (where.equals("runtimeConfig")) {
+      conf.put("capabilities", new JsonObject().put("ips", true)).put("runtimeConfig", new JsonObject().put("ips", ips));
+    } else {
+      conf.put("args", new JsonObject().put("cni", new JsonObject().put("ips", ips)));
+    }
+    Pod pod = newPod(client);
+    // The same address asked twice (here and in CNI_ARGS) is one request.
+    PluginClient.Run add = client.run(cniEnvAsking("ADD", pod, wanted), conf.encode());
+    assertEquals(0, add.exitCode(), add.stdout());
+    assertEquals(wanted + "/24", add.json().getJsonArray("ips").getJsonObject(0).getString("address"),
+        "the block's prefix length, not the one in the request");
+    assertTrue(NetnsLab.sh("ip", "-n", pod.name(), "-o", "addr", "show", "dev", "eth0").contains(wanted + "/24"));
+    assertEquals(0, client.run(cniEnv("DEL", pod), conf.encode()).exitCode());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void requestedAddressIpamRefusesIsItsCode102AndThePodGetsNothing(PluginClient client) {
+    String wanted = "10.128.1." + (221 + client.ordinal());
+    Pod first = newPod(client);
+    assertEquals(0, client.run(cniEnvAsking("ADD", first, wanted), conf("1.0.0")).exitCode());
+    Pod second = newPod(client);
+    PluginClient.Run refused = client.run(cniEnvAsking("ADD", second, wanted), conf("1.0.0"));
+    assertEquals(CniError.REQUESTED_ADDRESS_UNAVAILABLE, refused.exitCode(), refused.stdout());
+    assertEquals(CniError.REQUESTED_ADDRESS_UNAVAILABLE, refused.json().getInteger("code"), refused.stdout());
+    assertTrue(refused.json().getString("msg").contains(wanted), refused.stdout());
+    assertFalse(podHasInterface(second, "eth0"), "a refused ADD made an interface");
+    assertFalse(ipam.holds(NETWORK, second.id(), "eth0"));
+    assertEquals(wanted + "/24", ipam.addressOf(NETWORK, first.id(), "eth0"), "the holder lost its address");
+    // podman's answer to a failed ADD is a DEL: it must not harm anyone
+    assertEquals(0, client.run(cniEnv("DEL", second), conf("1.0.0")).exitCode());
+    assertEquals(0, client.run(cniEnv("DEL", first), conf("1.0.0")).exitCode());
+  }
+
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void malformedOrConflictingRequestIsRefusedBeforeAnythingIsMade(PluginClient client) {
+    Pod pod = newPod(client);
+    JsonObject capability = new JsonObject(conf("1.0.0"))
+        .put("runtimeConfig", new JsonObject().put("ips", new JsonArray().add("10.128.1.231")));
+    record Case(Map<String, String> env, String stdin, int code, String inMessage) {}
+    List<Case> cases = List.of(
+        new Case(cniEnvAsking("ADD", pod, "10.128.1.x"), conf("1.0.0"), CniError.INVALID_ENVIRONMENT,
+            "CNI_ARGS IP '10.128.1.x' is not an IP address"),
+        new Case(cniEnvAsking("ADD", pod, "10.128.1.232,10.128.1.233"), conf("1.0.0"), CniError.INVALID_ENVIRONMENT,
+            "more than one pod address requested (CNI_ARGS IP 10.128.1.232, CNI_ARGS IP 10.128.1.233)"),
+        new Case(cniEnvAsking("ADD", pod, "10.128.1.232"), capability.encode(), CniError.INVALID_NETWORK_CONFIG,
+            "CNI_ARGS IP 10.128.1.232, runtimeConfig.ips 10.128.1.231"),
+        new Case(cniEnv("ADD", pod), capability.copy().put("runtimeConfig", new JsonObject().put("ips", "10.128.1.5"))
+            .encode(), CniError.INVALID_NETWORK_CONFIG, "runtimeConfig.ips is not a list"),
+        new Case(cniEnv("ADD", pod), capability.copy().put("args", new JsonObject().put("cni", new JsonObject()
+            .put("ips", new JsonArray().add("10.128.1.5/33")))).encode(), CniError.INVALID_NETWORK_CONFIG,
+            "args.cni.ips '10.128.1.5/33' is not an IP address"));
+    for (Case c : cases) {
+      PluginClient.Run run = client.run(c.env(), c.stdin());
+      assertEquals(c.code(), run.exitCode(), c.inMessage() + ": " + run.stdout());
+      assertTrue(run.json().getString("msg").contains(c.inMessage()), run.stdout());
+    }
+    assertFalse(podHasInterface(pod, "eth0"));
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+  }
+
   // ---- versions ----
 
   @ParameterizedTest

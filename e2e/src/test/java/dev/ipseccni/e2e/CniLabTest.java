@@ -323,4 +323,39 @@ class CniLabTest {
     assertEquals(CAPACITY, cni.veths(NODE).size());
     assertFalse(lab.exec(one.where(), "ip", "link", "show", "eth0").exitCode() == 0, "no eth0 in the refused pod");
   }
+
+  @Test
+  @Order(10)
+  void podAskingForAnAddressWithCniArgsIpGetsItAndIsReachable() {
+    assertTrue(conflist.path("plugins").get(0).path("capabilities").path("ips").asBoolean(),
+        "the agent's conflist declares the ips capability: " + conflist);
+    CniLab.Pod fixed = pod("fixed-ip");
+    CniLab.Pod other = pod("other");
+    // podman --ip sends IP= in CNI_ARGS; the address is inside the node's 10.128.1.0/28 but not the next in line.
+    String wanted = BLOCK_PREFIX + "9";
+    JsonNode result = cni.call(NODE, withIp(cni.podEnv("ADD", fixed), wanted), stdin()).ok("ADD with IP=").json();
+    assertEquals(wanted + "/28", CniLab.address(result), result.toString());
+    assertEquals(Map.of(fixed.containerId() + "/eth0", wanted + "/28"), cni.allocations(NODE));
+    String inPod = lab.exec(fixed.where(), "ip", "-4", "-o", "addr", "show", "dev", "eth0").orFail("addr").stdout();
+    assertTrue(inPod.contains(wanted + "/28"), inPod);
+    cni.call(NODE, "ADD", other, stdin()).ok("ADD of a pod asking for nothing");
+    lab.exec(other.where(), "ping", "-c", "1", "-W", "5", wanted).orFail("another pod -> the pod at its requested address");
+
+    CniLab.Pod late = pod("same-ip");
+    CniLab.Call taken = cni.call(NODE, withIp(cni.podEnv("ADD", late), wanted), stdin());
+    assertEquals(102, taken.exitCode(), taken.stdout());
+    assertEquals(102, taken.code(), taken.stdout());
+    assertTrue(taken.json().path("msg").asText().contains(wanted + " is already used by container "
+        + fixed.containerId()), taken.stdout());
+    CniLab.Call outside = cni.call(NODE, withIp(cni.podEnv("ADD", late), "10.128.2.9"), stdin());
+    assertEquals(102, outside.code(), outside.stdout());
+    assertTrue(outside.json().path("msg").asText().contains("10.128.2.9 is outside 10.128.1.0/28"), outside.stdout());
+    assertFalse(lab.exec(late.where(), "ip", "link", "show", "eth0").exitCode() == 0, "no eth0 in the refused pod");
+    assertEquals(2, cni.allocations(NODE).size(), "the refused pod holds nothing: " + cni.allocations(NODE));
+  }
+
+  private static Map<String, String> withIp(Map<String, String> env, String address) {
+    env.put("CNI_ARGS", env.get("CNI_ARGS") + ";IP=" + address);
+    return env;
+  }
 }

@@ -163,7 +163,8 @@ public final class IpamService extends VerticleBase {
       return;
     }
     NodeAllocations a = allocations;
-    vertx.executeBlocking(() -> a.allocate(key.get()), false).onComplete(result -> {
+    String requested = request.requestedAddress();
+    vertx.executeBlocking(() -> allocate(a, key.get(), requested), false).onComplete(result -> {
       if (result.succeeded()) {
         Allocation allocation = result.result().allocation();
         message.reply(allocation);
@@ -175,6 +176,11 @@ public final class IpamService extends VerticleBase {
         Throwable e = result.cause();
         if (e instanceof PoolExhaustedException) {
           message.fail(Failures.POOL_EXHAUSTED, e.getMessage());
+        } else if (e instanceof RequestedAddressException) {
+          message.fail(Failures.REQUESTED_ADDRESS_UNAVAILABLE, e.getMessage());
+        } else if (e instanceof IllegalArgumentException) {
+          message.fail(Failures.INVALID_REQUEST, "node " + node + ": requested address '" + requested
+              + "' for " + key.get() + " is not an IP address: " + e.getMessage());
         } else if (e instanceof NodeAllocations.NoBlockException) {
           message.fail(Failures.TRY_AGAIN_LATER, e.getMessage());
         } else {
@@ -184,6 +190,36 @@ public final class IpamService extends VerticleBase {
         }
       }
     });
+  }
+
+  /** Blocking. A requested address outside our block is refused with where it does belong, when that is known. */
+  private NodeAllocations.Allocated allocate(NodeAllocations a, AllocationKey key, String requested)
+      throws Exception {
+    try {
+      return a.allocate(key, requested);
+    } catch (RequestedAddressException e) {
+      if (e.reason() != RequestedAddressException.Reason.OUTSIDE_BLOCK) {
+        throw e;
+      }
+      throw new RequestedAddressException(e.reason(), e.address(), e.getMessage() + whereItBelongs(e.address()));
+    }
+  }
+
+  /** "; it is in block B, held by node N" for an address of the cluster CIDR (a cluster map read: error path only). */
+  private String whereItBelongs(String address) {
+    NodeBlocks blocks = settings.blocks();
+    try {
+      long offset = blocks.clusterCidr().offsetOf(address);
+      IpPrefix block = blocks.block(offset / blocks.blockSize());
+      return leases.get(block.toString())
+          .map(l -> "; it is in block " + block + ", held by node " + l.node() + " (start the pod there)")
+          .orElse("; it is in block " + block + ", which no node holds");
+    } catch (IllegalArgumentException e) {
+      return "; it is not inside the cluster CIDR " + blocks.clusterCidr() + " at all";
+    } catch (RuntimeException e) {
+      LOG.log(Level.DEBUG, "node {0}: cannot tell whose block {1} is in: {2}", node, address, e.toString());
+      return "";
+    }
   }
 
   private void release(Message<ReleaseRequest> message) {

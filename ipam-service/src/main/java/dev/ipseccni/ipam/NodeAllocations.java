@@ -173,6 +173,27 @@ public final class NodeAllocations implements AutoCloseable {
 
   /** The key's address: the one it holds, or a new one, journalled and on disk when this returns. */
   public Allocated allocate(AllocationKey key) throws PoolExhaustedException, NoBlockException, IOException {
+    try {
+      return allocate(key, "");
+    } catch (RequestedAddressException e) {
+      throw new IllegalStateException("no address was requested", e);
+    }
+  }
+
+  /**
+   * Like {@link #allocate(AllocationKey)}, but when {@code requestedAddress} is not empty the key
+   * gets exactly that address or none: a repeated request for the address the key holds is
+   * idempotent, anything else the pool cannot give is a {@link RequestedAddressException}. The
+   * allocation is journalled like any other (with the unchanged round-robin cursor after it, so
+   * a replay continues where a running agent would), and so survives a restart.
+   *
+   * @throws IllegalArgumentException when {@code requestedAddress} is not an IP address literal
+   */
+  public Allocated allocate(AllocationKey key, String requestedAddress)
+      throws PoolExhaustedException, NoBlockException, RequestedAddressException, IOException {
+    if (!requestedAddress.isEmpty()) {
+      return allocateRequested(key, requestedAddress);
+    }
     long position;
     Allocated result;
     synchronized (this) {
@@ -194,6 +215,33 @@ public final class NodeAllocations implements AutoCloseable {
       }
     }
     // An existing allocation may still be in flight to disk for a concurrent request.
+    journal.awaitDurable(position == Long.MAX_VALUE ? currentPosition() : position);
+    return result;
+  }
+
+  private Allocated allocateRequested(AllocationKey key, String address)
+      throws NoBlockException, RequestedAddressException, IOException {
+    long position;
+    Allocated result;
+    synchronized (this) {
+      PodAddressPool p = requirePool();
+      boolean held = p.offsetOf(key).isPresent();
+      long offset = p.allocateRequested(key, address);
+      if (held) {
+        result = new Allocated(toAllocation(p.block(), key, offset), false);
+        position = Long.MAX_VALUE;
+      } else {
+        try {
+          position = journal.append(List.of(JournalRecord.alloc(p.block(), key, offset),
+              JournalRecord.cursor(p.block(), p.cursor())));
+        } catch (IOException e) {
+          p.release(key);
+          throw e;
+        }
+        result = new Allocated(toAllocation(p.block(), key, offset), true);
+        position = afterAppend(2, position);
+      }
+    }
     journal.awaitDurable(position == Long.MAX_VALUE ? currentPosition() : position);
     return result;
   }

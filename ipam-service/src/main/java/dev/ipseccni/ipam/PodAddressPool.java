@@ -17,6 +17,7 @@ final class PodAddressPool {
   private final IpPrefix block;
   private final long firstOffset;
   private final long lastOffset;
+  private final long broadcastOffset;
   private final Map<AllocationKey, Long> byKey = new LinkedHashMap<>();
   private final Map<Long, AllocationKey> byOffset = new HashMap<>();
   /** The offset handed out last; the next search starts after it. */
@@ -27,6 +28,7 @@ final class PodAddressPool {
     this.block = block;
     this.firstOffset = NodeBlocks.FIRST_POD_OFFSET;
     this.lastOffset = blocks.lastPodOffset();
+    this.broadcastOffset = blocks.blockSize() - 1;
     this.cursor = lastOffset;
   }
 
@@ -67,6 +69,52 @@ final class PodAddressPool {
     put(key, candidate);
     cursor = candidate;
     return candidate;
+  }
+
+  /**
+   * Gives {@code key} exactly {@code address} (a bare address literal), or says why not. The
+   * key's own address again is no change; the round-robin cursor does not move, so a requested
+   * address does not shift where the next unrequested one comes from.
+   *
+   * @throws IllegalArgumentException when {@code address} is not an IP address literal
+   */
+  long allocateRequested(AllocationKey key, String address) throws RequestedAddressException {
+    IpPrefix.parseAddress(address);
+    Long existing = byKey.get(key);
+    long offset;
+    try {
+      offset = block.offsetOf(address);
+    } catch (IllegalArgumentException e) {
+      offset = -1;
+    }
+    if (existing != null) {
+      if (existing == offset) {
+        return existing;
+      }
+      throw new RequestedAddressException(RequestedAddressException.Reason.DIFFERENT_ADDRESS_HELD, address,
+          "node " + node + ": " + key + " already holds " + block.addressAt(existing) + ", not the requested "
+              + address + "; an interface keeps its address until DEL");
+    }
+    if (offset < 0) {
+      throw new RequestedAddressException(RequestedAddressException.Reason.OUTSIDE_BLOCK, address,
+          "node " + node + ": requested address " + address + " is outside " + block
+              + ", the block node " + node + " holds");
+    }
+    if (offset < firstOffset || offset > lastOffset) {
+      String role = offset == 0 ? "network address" : offset == broadcastOffset ? "broadcast address"
+          : offset == NodeBlocks.GATEWAY_OFFSET ? "gateway address (the bridge's own)" : "reserved address";
+      throw new RequestedAddressException(RequestedAddressException.Reason.RESERVED, address,
+          "node " + node + ": requested address " + address + " is reserved: it is the " + role + " of block "
+              + block);
+    }
+    AllocationKey holder = byOffset.get(offset);
+    if (holder != null) {
+      throw new RequestedAddressException(RequestedAddressException.Reason.IN_USE, address,
+          "node " + node + ": requested address " + address + " is already used by container "
+              + holder.containerId() + " (interface " + holder.ifName() + ", network " + holder.network() + ")");
+    }
+    put(key, offset);
+    return offset;
   }
 
   /** Releases the key's address; returns it, or empty when the key held none. */

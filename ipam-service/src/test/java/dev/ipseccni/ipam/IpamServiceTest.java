@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ipseccni.bus.Addresses;
+import dev.ipseccni.bus.IpPrefix;
 import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.Event;
@@ -228,5 +229,49 @@ class IpamServiceTest {
     assertEquals(Failures.POOL_EXHAUSTED, e.failureCode());
     assertTrue(e.getMessage().contains("ipt-c") && e.getMessage().contains(block) && e.getMessage().contains("253"),
         e.getMessage());
+  }
+
+  @Test
+  @Order(8)
+  void requestedAddressIsGivenExactlyOrRefusedWithWhyAndWhere() throws Exception {
+    Future<Allocation> asked = request(Addresses.ipamAllocate("ipt-a"), new AllocateRequest(NET, "r1", "eth0",
+        "10.128.7.99"));
+    Allocation a = await(asked);
+    assertEquals(new Allocation(NET, "r1", "eth0", "10.128.7.99/24", "10.128.7.1", "10.128.7.0/24"), a);
+    assertEquals(a, await(request(Addresses.ipamAllocate("ipt-a"), new AllocateRequest(NET, "r1", "eth0",
+        "10.128.7.99"))), "the same ADD again is idempotent");
+    Poll.until("the requested allocation mirrored to the cluster", Duration.ofSeconds(10),
+        () -> second.hazelcast().getMap(BlockLeases.ADDRESS_MAP).containsKey("10.128.7.99"));
+
+    ReplyException inUse = failure(request(Addresses.ipamAllocate("ipt-a"),
+        new AllocateRequest(NET, "r2", "eth0", "10.128.7.99")));
+    assertEquals(Failures.REQUESTED_ADDRESS_UNAVAILABLE, inUse.failureCode());
+    assertTrue(inUse.getMessage().contains("10.128.7.99 is already used by container r1"), inUse.getMessage());
+
+    ReplyException different = failure(request(Addresses.ipamAllocate("ipt-a"),
+        new AllocateRequest(NET, "r1", "eth0", "10.128.7.98")));
+    assertEquals(Failures.REQUESTED_ADDRESS_UNAVAILABLE, different.failureCode());
+    assertTrue(different.getMessage().contains("already holds 10.128.7.99"), different.getMessage());
+
+    // ipt-c (deployed above) holds a block of its own: the refusal says where the address belongs.
+    String otherBlock = await(service.clusterLeases()).values().stream().filter(l -> l.node().equals("ipt-c"))
+        .findFirst().orElseThrow().block();
+    String theirs = IpPrefix.parse(otherBlock).addressAt(20);
+    ReplyException outside = failure(request(Addresses.ipamAllocate("ipt-a"),
+        new AllocateRequest(NET, "r3", "eth0", theirs)));
+    assertEquals(Failures.REQUESTED_ADDRESS_UNAVAILABLE, outside.failureCode());
+    assertTrue(outside.getMessage().contains(theirs + " is outside 10.128.7.0/24, the block node ipt-a holds")
+        && outside.getMessage().contains("held by node ipt-c"), outside.getMessage());
+
+    ReplyException reserved = failure(request(Addresses.ipamAllocate("ipt-a"),
+        new AllocateRequest(NET, "r3", "eth0", "10.128.7.1")));
+    assertEquals(Failures.REQUESTED_ADDRESS_UNAVAILABLE, reserved.failureCode());
+    assertTrue(reserved.getMessage().contains("gateway"), reserved.getMessage());
+
+    ReplyException garbage = failure(request(Addresses.ipamAllocate("ipt-a"),
+        new AllocateRequest(NET, "r3", "eth0", "10.128.7.x")));
+    assertEquals(Failures.INVALID_REQUEST, garbage.failureCode());
+    assertTrue(service.view().allocations().stream().noneMatch(x -> x.containerId().equals("r2")
+        || x.containerId().equals("r3")), "nothing allocated to a refused request");
   }
 }

@@ -59,6 +59,48 @@ class NodeAllocationsTest {
   }
 
   @Test
+  void requestedAllocationSurvivesReopenAndRoundRobinContinuesAsBefore() throws Exception {
+    Allocation requested;
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+      requested = a.allocate(key(2), "10.128.1.200").allocation();
+      assertEquals("10.128.1.200/24", requested.address());
+      assertEquals(false, a.allocate(key(2), "10.128.1.200").isNew(), "the same request again is idempotent");
+    }
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(requested, a.check(key(2)).orElseThrow());
+      RequestedAddressException taken = assertThrows(RequestedAddressException.class,
+          () -> a.allocate(key(3), "10.128.1.200"));
+      assertEquals(RequestedAddressException.Reason.IN_USE, taken.reason());
+      assertEquals("10.128.1.3/24", a.allocate(key(4)).allocation().address(),
+          "the requested .200 did not move round-robin, before or after the restart");
+    }
+    // Compaction writes the state out again: the requested address is still held after it.
+    try (NodeAllocations a = open(1)) {
+      a.allocate(key(5));
+      a.allocate(key(6));
+    }
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(requested, a.check(key(2)).orElseThrow());
+    }
+  }
+
+  @Test
+  void refusedRequestWritesNothing() throws Exception {
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      a.allocate(key(1));
+      long size = Files.size(journalFile());
+      assertThrows(RequestedAddressException.class, () -> a.allocate(key(2), "10.128.1.2"));
+      assertThrows(RequestedAddressException.class, () -> a.allocate(key(1), "10.128.1.9"));
+      assertThrows(IllegalArgumentException.class, () -> a.allocate(key(2), "not-an-address"));
+      assertEquals(size, Files.size(journalFile()));
+      assertEquals(1, a.all().size());
+    }
+  }
+
+  @Test
   void allocationCarriesGatewayAndBlock() throws Exception {
     try (NodeAllocations a = open(10_000)) {
       a.bindBlock(block);

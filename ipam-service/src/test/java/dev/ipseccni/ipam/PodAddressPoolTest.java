@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
@@ -86,5 +88,66 @@ class PodAddressPoolTest {
     assertEquals(false, pool.restore(key(3), 255));
     pool.restoreCursor(40);
     assertEquals(41, pool.allocate(key(4)));
+  }
+
+  @Test
+  void requestedAddressIsGivenExactlyAndLeavesTheCursorWhereItWas() throws Exception {
+    PodAddressPool pool = new PodAddressPool("n1", block, blocks);
+    assertEquals("10.128.5.2", block.addressAt(pool.allocate(key(0))));
+    assertEquals(77, pool.allocateRequested(key(1), "10.128.5.77"));
+    assertEquals(77, pool.allocateRequested(key(1), "10.128.5.77"), "the same request again is no change");
+    assertEquals(2, pool.size());
+    assertEquals("10.128.5.3", block.addressAt(pool.allocate(key(2))), "round-robin continues after .2");
+  }
+
+  @Test
+  void roundRobinPassesOverARequestedAddress() throws Exception {
+    PodAddressPool pool = new PodAddressPool("n1", block, blocks);
+    pool.allocateRequested(key(1), "10.128.5.2");
+    assertEquals("10.128.5.3", block.addressAt(pool.allocate(key(2))));
+  }
+
+  @Test
+  void requestedAddressIsRefusedWithTheReason() throws Exception {
+    PodAddressPool pool = new PodAddressPool("n1", block, blocks);
+    pool.allocateRequested(key(1), "10.128.5.9");
+    Map<String, RequestedAddressException.Reason> refused = new LinkedHashMap<>();
+    refused.put("10.128.6.9", RequestedAddressException.Reason.OUTSIDE_BLOCK);
+    refused.put("fd00::9", RequestedAddressException.Reason.OUTSIDE_BLOCK);
+    refused.put("10.128.5.0", RequestedAddressException.Reason.RESERVED);
+    refused.put("10.128.5.1", RequestedAddressException.Reason.RESERVED);
+    refused.put("10.128.5.255", RequestedAddressException.Reason.RESERVED);
+    refused.put("10.128.5.9", RequestedAddressException.Reason.IN_USE);
+    Map<String, String> messages = new LinkedHashMap<>();
+    refused.forEach((address, reason) -> {
+      RequestedAddressException e = assertThrows(RequestedAddressException.class,
+          () -> pool.allocateRequested(key(2), address), address);
+      assertEquals(reason, e.reason(), address + ": " + e.getMessage());
+      assertTrue(e.getMessage().contains(address) && e.getMessage().contains("node n1"), e.getMessage());
+      messages.put(address, e.getMessage());
+    });
+    assertTrue(messages.get("10.128.6.9").contains("outside 10.128.5.0/24, the block node n1 holds"),
+        messages.get("10.128.6.9"));
+    assertTrue(messages.get("10.128.5.0").contains("network address"), messages.get("10.128.5.0"));
+    assertTrue(messages.get("10.128.5.1").contains("gateway address"), messages.get("10.128.5.1"));
+    assertTrue(messages.get("10.128.5.255").contains("broadcast address"), messages.get("10.128.5.255"));
+    assertTrue(messages.get("10.128.5.9").contains("already used by container c1 (interface eth0"),
+        messages.get("10.128.5.9"));
+    assertEquals(1, pool.size(), "nothing was allocated to the refused key");
+    assertTrue(pool.offsetOf(key(2)).isEmpty());
+    assertThrows(IllegalArgumentException.class, () -> pool.allocateRequested(key(2), "10.128.5.x"));
+  }
+
+  @Test
+  void keyAskingForADifferentAddressThanItHoldsIsRefusedAndKeepsItsOwn() throws Exception {
+    PodAddressPool pool = new PodAddressPool("n1", block, blocks);
+    long held = pool.allocate(key(1));
+    RequestedAddressException e = assertThrows(RequestedAddressException.class,
+        () -> pool.allocateRequested(key(1), "10.128.5.50"));
+    assertEquals(RequestedAddressException.Reason.DIFFERENT_ADDRESS_HELD, e.reason());
+    assertTrue(e.getMessage().contains("net/c1/eth0 already holds 10.128.5.2, not the requested 10.128.5.50"),
+        e.getMessage());
+    assertEquals(held, pool.offsetOf(key(1)).orElseThrow());
+    assertEquals(held, pool.allocateRequested(key(1), "10.128.5.2"), "asking for the address it holds is fine");
   }
 }

@@ -15,6 +15,14 @@ public final class Failures {
   public static final int POOL_EXHAUSTED = 100;
   /** The allocation could not be persisted; it was not handed out. */
   public static final int JOURNAL_FAILED = 101;
+  /**
+   * The address the runtime requested cannot be given to this container: it is outside the
+   * block this node holds, it is the block's network, gateway or broadcast address, another
+   * container holds it, or this container's interface already holds a different one. None of
+   * the spec's codes says this (7 is a config that fails validation; 11 promises a retry
+   * helps), so it is ours; the message names the address and the reason.
+   */
+  public static final int REQUESTED_ADDRESS_UNAVAILABLE = 102;
   /** A request that does not make sense (bad field). */
   public static final int INVALID_REQUEST = 7;
 }
