@@ -52,6 +52,10 @@ public final class ClusterBootstrap {
         .setKeyCertOptions(new PemKeyCertOptions().setCertPath(tls.certFile().toString())
             .setKeyPath(tls.keyFile().toString()))
         .setTrustOptions(new PemTrustOptions().addCertPath(tls.caFile().toString()))
+        // The event bus's client trusts every server certificate unless told otherwise
+        // (EventBusOptions.DEFAULT_TRUST_ALL is true): without this a member with a foreign
+        // certificate could not send, but would receive every message sent to it.
+        .setTrustAll(false)
         .setClientAuth(ClientAuth.REQUIRED));
     return Vertx.builder().with(options).withClusterManager(manager).buildClustered()
         .map(vertx -> {

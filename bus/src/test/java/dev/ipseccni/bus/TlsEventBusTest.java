@@ -139,4 +139,21 @@ class TlsEventBusTest {
     // The cluster itself is unharmed.
     assertEquals("a", await(ask(b, onA)));
   }
+
+  @Test
+  void aPublishNeverReachesAMemberWithACertificateFromAnotherCa() throws Exception {
+    // A request to the intruder fails on the way back (its reply cannot reach a) even if
+    // the request got in: only a one-way publish shows whether a's client checks the
+    // intruder's server certificate.
+    String address = "tls-test.publish." + UUID.randomUUID();
+    java.util.concurrent.atomic.AtomicInteger toIntruder = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.CompletableFuture<Object> toB = new java.util.concurrent.CompletableFuture<>();
+    await(intruder.vertx().eventBus().consumer(address, m -> toIntruder.incrementAndGet()).completion());
+    await(b.vertx().eventBus().consumer(address, m -> toB.complete(m.body())).completion());
+    a.vertx().eventBus().publish(address, "event from a");
+    assertEquals("event from a", toB.get(30, TimeUnit.SECONDS));
+    // one more round trip a -> b -> a after it: the intruder's copy had as long to arrive
+    assertEquals("b", await(ask(a, consumerOn(b, "b"))));
+    assertEquals(0, toIntruder.get(), "a's publish reached the member whose certificate another CA signed");
+  }
 }
