@@ -69,6 +69,10 @@ public final class TunnelService extends VerticleBase {
   private boolean pending;
   private boolean pendingInitiateAll;
   private long timer = -1;
+  /** While charon does not answer, the next reconcile comes this soon (doubling up to the interval), not a whole interval later. */
+  private long retryDelayMillis = FIRST_RETRY_MILLIS;
+  private long retryTimer = -1;
+  private static final long FIRST_RETRY_MILLIS = 250;
   private boolean stopped;
   /** The secret ids the peers announced, by node; the one this node announced last. */
   private final Map<String, String> peerSecretIds = new HashMap<>();
@@ -130,6 +134,9 @@ public final class TunnelService extends VerticleBase {
     stopped = true;
     if (timer >= 0) {
       vertx.cancelTimer(timer);
+    }
+    if (retryTimer >= 0) {
+      vertx.cancelTimer(retryTimer);
     }
     // charon keeps its tunnels without us: stopping the agent must not cut pod traffic.
     return worker.executeBlocking(() -> {
@@ -220,9 +227,11 @@ public final class TunnelService extends VerticleBase {
           io.micrometer.core.instrument.Metrics.counter(RECONCILE_RUNS, "outcome", done.succeeded() ? "ok" : "failed")
               .increment();
           if (done.succeeded()) {
+            retryDelayMillis = FIRST_RETRY_MILLIS;
             apply(done.result());
           } else {
             failed(done.cause());
+            retrySoon();
           }
           if (pending) {
             boolean again = pendingInitiateAll;
@@ -496,6 +505,22 @@ public final class TunnelService extends VerticleBase {
       }
     }
     upTunnels = new HashMap<>(outcome.up());
+  }
+
+  /**
+   * A restarted charon answers within a second or two: without this the tunnels waited for
+   * the next timer tick (up to the whole interval) after it was back.
+   */
+  private void retrySoon() {
+    if (stopped || retryTimer >= 0) {
+      return;
+    }
+    long delay = retryDelayMillis;
+    retryDelayMillis = Math.min(retryDelayMillis * 2, settings.reconcileInterval().toMillis());
+    retryTimer = vertx.setTimer(delay, id -> {
+      retryTimer = -1;
+      requestReconcile(true);
+    });
   }
 
   private void failed(Throwable cause) {

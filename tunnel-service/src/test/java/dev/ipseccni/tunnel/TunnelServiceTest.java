@@ -73,12 +73,18 @@ class TunnelServiceTest {
     deploy("node-b", "192.168.250.2", charonB);
   }
 
+  private final java.util.List<String> deployments = new java.util.ArrayList<>();
+
   private void deploy(String node, String underlay, NetnsLab.Charon charon) throws Exception {
+    deploy(node, underlay, charon, Duration.ofMillis(500));
+  }
+
+  private void deploy(String node, String underlay, NetnsLab.Charon charon, Duration reconcile) throws Exception {
     TunnelSettings settings = new TunnelSettings(node, underlay, charon.vici(), secretFile, Datapath.LIBIPSEC,
-        Proposals.DEFAULT, Duration.ofMillis(500), lab.dir().resolve(node).resolve("swanctl.conf"),
+        Proposals.DEFAULT, reconcile, lab.dir().resolve(node).resolve("swanctl.conf"),
         TunnelSettings.DEFAULT_SECRET_GRACE);
-    vertx.deployVerticle(new TunnelService(settings, new EventPublisher(vertx.eventBus(), node, 1)))
-        .toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    deployments.add(vertx.deployVerticle(new TunnelService(settings, new EventPublisher(vertx.eventBus(), node, 1)))
+        .toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS));
   }
 
   @AfterEach
@@ -214,6 +220,23 @@ class TunnelServiceTest {
       assertTrue(s.getConns().contains("peer-node-b"), "connection reloaded into the new charon");
     }
     assertTrue(status("node-a").ready());
+    awaitPing();
+  }
+
+  @Test
+  void restartedCharonIsReloadedWithoutWaitingForTheReconcileTimer() throws Exception {
+    for (String id : deployments) {
+      vertx.undeploy(id).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+    // A timer far beyond the test's waits: only the service's own retries can bring the tunnel back.
+    deploy("node-a", "192.168.250.1", charonA, Duration.ofMinutes(10));
+    deploy("node-b", "192.168.250.2", charonB, Duration.ofMinutes(10));
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    lab.stop(charonA);
+    next(Addresses.TUNNEL_DOWN, "node-a");
+    charonA = lab.charon(charonA.namespace());
+    next(Addresses.TUNNEL_UP, "node-a");
     awaitPing();
   }
 
