@@ -43,8 +43,9 @@ public record AgentConfig(
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
                         boolean liteMember, Optional<ClusterSettings.Tls> tls) {}
 
+  /** @param cniVersion the cniVersion of the conflist the agent writes (what runtimes send and expect back) */
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
-                        String bridge, int mtu) {}
+                        String bridge, int mtu, String cniVersion) {}
 
   public record Charon(Path viciSocket, String datapath) {}
 
@@ -197,6 +198,11 @@ public record AgentConfig(
     if (mtu < 576 || mtu > 9000) {
       r.problem("network.mtu: " + mtu + " is outside 576..9000");
     }
+    String cniVersion = r.text("network.cniVersion", dev.ipseccni.cni.Conflist.DEFAULT_CNI_VERSION);
+    if (!dev.ipseccni.cni.Conflist.VERSIONS.contains(cniVersion)) {
+      r.problem("network.cniVersion: '" + cniVersion + "' must be one of " + dev.ipseccni.cni.Conflist.VERSIONS
+          + " (1.1.0 makes runtimes send GC and STATUS, but libcni before 1.2 rejects its results)");
+    }
 
     List<String> services = r.textList("services", ALL_SERVICES);
     for (String s : services) {
@@ -270,7 +276,7 @@ public record AgentConfig(
     }
     return new AgentConfig(nodeName, underlay,
         new Cluster(clusterName, port, busPort, members, expected, lite, tls),
-        new Network(networkName, cidr, blockLen, preferred, bridge, mtu),
+        new Network(networkName, cidr, blockLen, preferred, bridge, mtu, cniVersion),
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),
         new Timings(java.time.Duration.ofSeconds(renew), java.time.Duration.ofSeconds(grace),

@@ -76,7 +76,7 @@ final class ServiceVerticles {
     // the agent runs in the node's network namespace: the delegate plugin needs no prefix
     return new CniGatewaySettings(config.nodeName(), config.cniSocket(), n.name(), n.bridge(), n.mtu(),
         PluginProtocol.pendingDelDir(config.cniSocket()), PluginProtocol.SUPPORTED_VERSIONS, readiness, List.of(),
-        Duration.ofSeconds(5), Duration.ofSeconds(30));
+        Duration.ofSeconds(5), Duration.ofSeconds(30)).withConflistVersion(n.cniVersion());
   }
 
   private boolean libipsec() {

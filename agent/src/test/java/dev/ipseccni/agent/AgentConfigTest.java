@@ -43,6 +43,17 @@ class AgentConfigTest {
   }
 
   @Test
+  void conflistVersionIsOneThatGivesOrWithholdsGcAndStatus() throws Exception {
+    assertEquals("1.0.0", parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"}").network().cniVersion());
+    assertEquals("1.1.0", parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+        + "\"network\":{\"cniVersion\":\"1.1.0\"}}").network().cniVersion());
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+        + "\"network\":{\"cniVersion\":\"0.4.0\"}}");
+    assertEquals(1, p.size(), p.toString());
+    assertTrue(p.get(0).startsWith("network.cniVersion: '0.4.0' must be one of [1.0.0, 1.1.0]"), p.get(0));
+  }
+
+  @Test
   void badCidrIsNamed() throws Exception {
     assertEquals(List.of("network.clusterCidr: '10.128.0.1/16' is not a network in CIDR notation (e.g. 10.128.0.0/16)"),
         problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"clusterCidr\":\"10.128.0.1/16\"}}"));

@@ -23,11 +23,12 @@ import java.util.Objects;
  *     netns lab, e.g. [ip, netns, exec, NODE], so the bridge lands in the node's namespace
  * @param busTimeout how long to wait for IPAM and status answers
  * @param replayInterval how often pending DELs are looked for (also once at start)
+ * @param conflistVersion the cniVersion of the conflist written for runtimes ({@link Conflist#VERSIONS})
  */
 public record CniGatewaySettings(String nodeName, Path socketPath, String networkName, String bridgeName, int mtu,
                                  Path pendingDelDir, List<String> supportedVersions,
                                  List<String> readinessComponents, List<String> delegateCommandPrefix,
-                                 Duration busTimeout, Duration replayInterval) {
+                                 Duration busTimeout, Duration replayInterval, String conflistVersion) {
 
   public static final String DEFAULT_NETWORK = "ipsec-cni";
   public static final String DEFAULT_BRIDGE = "cni0";
@@ -60,6 +61,22 @@ public record CniGatewaySettings(String nodeName, Path socketPath, String networ
     if (busTimeout.isNegative() || busTimeout.isZero() || replayInterval.isNegative() || replayInterval.isZero()) {
       throw new IllegalArgumentException("busTimeout and replayInterval must be positive");
     }
+    if (!Conflist.VERSIONS.contains(conflistVersion)) {
+      throw new IllegalArgumentException("conflistVersion '" + conflistVersion + "' is not one of " + Conflist.VERSIONS);
+    }
+  }
+
+  /** The conflist's cniVersion {@link Conflist#DEFAULT_CNI_VERSION}. */
+  public CniGatewaySettings(String nodeName, Path socketPath, String networkName, String bridgeName, int mtu,
+                            Path pendingDelDir, List<String> supportedVersions, List<String> readinessComponents,
+                            List<String> delegateCommandPrefix, Duration busTimeout, Duration replayInterval) {
+    this(nodeName, socketPath, networkName, bridgeName, mtu, pendingDelDir, supportedVersions, readinessComponents,
+        delegateCommandPrefix, busTimeout, replayInterval, Conflist.DEFAULT_CNI_VERSION);
+  }
+
+  public CniGatewaySettings withConflistVersion(String version) {
+    return new CniGatewaySettings(nodeName, socketPath, networkName, bridgeName, mtu, pendingDelDir, supportedVersions,
+        readinessComponents, delegateCommandPrefix, busTimeout, replayInterval, version);
   }
 
   /** The usual settings for a node: default socket, network, bridge, versions; the given MTU and components. */

@@ -14,12 +14,15 @@ import java.nio.file.StandardOpenOption;
 /**
  * The network configuration list the runtime reads from its conf dir (/etc/cni/net.d).
  * Written only once the node is ready (a runtime starts pods as soon as it sees one), and
- * atomically: the runtime must never read half a file. cniVersion 1.0.0, because libcni
- * 1.1 runtimes reject a 1.1.0 result (we still answer 1.1.0 configs).
+ * atomically: the runtime must never read half a file. cniVersion 1.0.0 by default, because
+ * libcni 1.1 runtimes (podman 4, containerd 1.6 and 1.7) reject a 1.1.0 result; an operator whose
+ * runtimes have libcni 1.2 or later may choose 1.1.0, which makes them send GC and STATUS.
  */
 public final class Conflist {
   public static final String FILE_NAME = "10-ipsec-cni.conflist";
-  public static final String CNI_VERSION = "1.0.0";
+  public static final String DEFAULT_CNI_VERSION = "1.0.0";
+  /** The cniVersions a conflist may say: those with GC/STATUS or without, both fully served. */
+  public static final java.util.List<String> VERSIONS = java.util.List.of("1.0.0", "1.1.0");
   public static final String PLUGIN_TYPE = "ipsec-cni";
   /** The runtime's requested pod address ({@code runtimeConfig.ips}), see {@link RequestedAddress}. */
   public static final String IPS_CAPABILITY = "ips";
@@ -34,7 +37,7 @@ public final class Conflist {
         // libcni passes runtimeConfig entries only for the capabilities a plugin declares.
         .put("capabilities", new JsonObject().put(IPS_CAPABILITY, true));
     return new JsonObject()
-        .put("cniVersion", CNI_VERSION)
+        .put("cniVersion", settings.conflistVersion())
         .put("name", settings.networkName())
         .put("plugins", new JsonArray().add(plugin));
   }

@@ -33,6 +33,15 @@ class ConflistTest {
   }
 
   @Test
+  void anOperatorMayChooseA110ConflistSoRuntimesSendGcAndStatus(@TempDir Path confDir) throws IOException {
+    CniGatewaySettings settings = CniGatewaySettings.forNode("n1", 1400, List.of()).withConflistVersion("1.1.0");
+    assertEquals("1.1.0", new JsonObject(Files.readString(Conflist.write(confDir, settings))).getString("cniVersion"));
+    IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        () -> settings.withConflistVersion("0.3.1"));
+    assertEquals("conflistVersion '0.3.1' is not one of [1.0.0, 1.1.0]", e.getMessage());
+  }
+
+  @Test
   void settingsTellWhatIsWrongWithThem() {
     IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
         () -> CniGatewaySettings.forNode("n1", 100, List.of()));
