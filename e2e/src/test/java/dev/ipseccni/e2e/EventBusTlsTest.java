@@ -180,12 +180,12 @@ class EventBusTlsTest {
         + " hazelcast-bytes=" + hazelcast.length);
     assertTrue(handshakes > 0, "TLS handshake records (0x16 0x03) on port " + EVENT_BUS_PORT + " in " + pcap);
     assertTrue(appData > 0, "TLS application data (0x17 0x03) on port " + EVENT_BUS_PORT + " in " + pcap);
-    assertEquals(-1, indexOf(bus, marker), "the pod name " + MARKER + " crossed the event-bus port in clear");
-    assertEquals(-1, indexOf(bus, "pod.added".getBytes(StandardCharsets.US_ASCII)),
+    assertEquals(-1, Bytes.indexOf(bus, marker), "the pod name " + MARKER + " crossed the event-bus port in clear");
+    assertEquals(-1, Bytes.indexOf(bus, "pod.added".getBytes(StandardCharsets.US_ASCII)),
         "an event address crossed the event-bus port in clear");
     // The capture would have shown it: Hazelcast (the mirrored allocations) carries the
     // container id, which holds the marker, in clear.
-    assertTrue(indexOf(hazelcast, marker) >= 0,
+    assertTrue(Bytes.indexOf(hazelcast, marker) >= 0,
         "the container id " + marked.containerId() + " not found in the Hazelcast traffic: if Hazelcast is"
             + " encrypted now, docs/security.md must say so");
   }
@@ -255,18 +255,5 @@ class EventBusTlsTest {
     if (p.waitFor() != 0) {
       throw new AssertionError(String.join(" ", command) + " failed: " + output);
     }
-  }
-
-  private static int indexOf(byte[] haystack, byte[] needle) {
-    outer:
-    for (int i = 0; i + needle.length <= haystack.length; i++) {
-      for (int j = 0; j < needle.length; j++) {
-        if (haystack[i + j] != needle[j]) {
-          continue outer;
-        }
-      }
-      return i;
-    }
-    return -1;
   }
 }

@@ -74,28 +74,15 @@ class SecretLeakTest {
 
     byte[] wire = Files.readAllBytes(pcap);
     // the capture holds the agents' bus traffic in clear: a key sent there would be found
-    assertTrue(indexOf(wire, "lease.acquired".getBytes(StandardCharsets.US_ASCII)) >= 0,
+    assertTrue(Bytes.indexOf(wire, "lease.acquired".getBytes(StandardCharsets.US_ASCII)) >= 0,
         "no event-bus traffic in the capture " + pcap);
     for (Map.Entry<String, String> needle : needles.entrySet()) {
       assertTrue(needle.getValue().length() >= 16, needle.getKey() + " is too short to search for");
-      assertFalse(indexOf(wire, needle.getValue().getBytes(StandardCharsets.US_ASCII)) >= 0,
+      assertFalse(Bytes.indexOf(wire, needle.getValue().getBytes(StandardCharsets.US_ASCII)) >= 0,
           needle.getKey() + " crossed the underlay between the agents");
       for (String text : published) {
         assertFalse(text.contains(needle.getValue()), needle.getKey() + " appears in a log, /state or an event");
       }
     }
-  }
-
-  private static int indexOf(byte[] haystack, byte[] needle) {
-    outer:
-    for (int i = 0; i + needle.length <= haystack.length; i++) {
-      for (int j = 0; j < needle.length; j++) {
-        if (haystack[i + j] != needle[j]) {
-          continue outer;
-        }
-      }
-      return i;
-    }
-    return -1;
   }
 }
