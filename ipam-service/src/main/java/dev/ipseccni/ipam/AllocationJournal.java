@@ -21,6 +21,11 @@ import java.util.zip.CRC32;
  * torn (kill -9 mid-write) or fails its checksum is logged and skipped on replay.
  * Compaction writes the live state to a new file, forces it, and renames it over the
  * old one, so at every instant one complete journal exists.
+ *
+ * <p>A failed force poisons the journal: Linux may drop the dirty pages of a failed fsync
+ * and report the next one as a success, so nothing appended since the last good force is
+ * known to be on disk. Until a compaction has rewritten the whole state, every wait for
+ * durability fails ({@link #needsRewrite()}).
  */
 final class AllocationJournal implements AutoCloseable {
   static final String FILE_NAME = "allocations.journal";
@@ -35,6 +40,22 @@ final class AllocationJournal implements AutoCloseable {
   /** All bytes up to here are on disk. Guarded by forceLock. */
   private long durable;
   private boolean broken;
+  /** Why a force failed, until a compaction rewrote everything. Guarded by forceLock. */
+  private IOException forceFailure;
+  /** How the channel is forced; the tests replace it to make a force fail. */
+  private Force force = channel -> channel.force(false);
+
+  /** Forces a channel to disk. */
+  interface Force {
+    void force(FileChannel channel) throws IOException;
+  }
+
+  /** For tests: force with {@code force} from now on. */
+  void forceWith(Force force) {
+    synchronized (forceLock) {
+      this.force = force;
+    }
+  }
   private Replay replayed;
 
   private AllocationJournal(Path dir) {
@@ -198,14 +219,30 @@ final class AllocationJournal implements AutoCloseable {
       if (durable >= position) {
         return;
       }
+      if (forceFailure != null) {
+        throw new IOException("journal " + file + " is not known to be on disk since a force failed ("
+            + forceFailure.getMessage() + "); it must be rewritten whole first", forceFailure);
+      }
       long target;
       FileChannel current;
       synchronized (this) {
         target = appended;
         current = channel;
       }
-      current.force(false);
+      try {
+        force.force(current);
+      } catch (IOException e) {
+        forceFailure = e;
+        throw e;
+      }
       durable = target;
+    }
+  }
+
+  /** True after a failed force: only a {@link #compact} makes the journal trustworthy again. */
+  boolean needsRewrite() {
+    synchronized (forceLock) {
+      return forceFailure != null;
     }
   }
 
@@ -230,6 +267,7 @@ final class AllocationJournal implements AutoCloseable {
         channel = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.READ);
         channel.position(channel.size());
         durable = appended;
+        forceFailure = null;
       }
     }
   }

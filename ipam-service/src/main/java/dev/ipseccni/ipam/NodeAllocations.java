@@ -197,6 +197,7 @@ public final class NodeAllocations implements AutoCloseable {
     long position;
     Allocated result;
     synchronized (this) {
+      rewriteIfPoisoned();
       PodAddressPool p = requirePool();
       Optional<Long> existing = p.offsetOf(key);
       if (existing.isPresent()) {
@@ -224,6 +225,7 @@ public final class NodeAllocations implements AutoCloseable {
     long position;
     Allocated result;
     synchronized (this) {
+      rewriteIfPoisoned();
       PodAddressPool p = requirePool();
       boolean held = p.offsetOf(key).isPresent();
       long offset = p.allocateRequested(key, address);
@@ -251,6 +253,7 @@ public final class NodeAllocations implements AutoCloseable {
     long position;
     Allocation released;
     synchronized (this) {
+      rewriteIfPoisoned();
       if (pool == null) {
         return Optional.empty();
       }
@@ -273,6 +276,7 @@ public final class NodeAllocations implements AutoCloseable {
     List<Allocation> released = new ArrayList<>();
     long position;
     synchronized (this) {
+      rewriteIfPoisoned();
       if (pool == null) {
         return released;
       }
@@ -338,6 +342,19 @@ public final class NodeAllocations implements AutoCloseable {
     return position;
   }
 
+  /**
+   * After a failed force nothing appended since is known to be on disk: the whole state is
+   * rewritten (and forced) before anything more is acknowledged. Fails while the disk does.
+   * Caller holds this monitor.
+   */
+  private void rewriteIfPoisoned() throws IOException {
+    if (journal.needsRewrite()) {
+      compact();
+      LOG.log(Level.INFO, "journal rewritten whole after a failed force; {0} allocations on disk",
+          pool == null ? 0 : pool.size());
+    }
+  }
+
   /** Rewrites the journal as the current state. Caller holds this monitor. */
   private void compact() throws IOException {
     List<JournalRecord> live = new ArrayList<>();
@@ -353,6 +370,11 @@ public final class NodeAllocations implements AutoCloseable {
   static Allocation toAllocation(IpPrefix block, AllocationKey key, long offset) {
     return new Allocation(key.network(), key.containerId(), key.ifName(),
         block.addressAt(offset) + "/" + block.prefixLength(), NodeBlocks.gateway(block), block.toString());
+  }
+
+  /** For tests: how the journal forces its appends from now on. */
+  void forceJournalWith(AllocationJournal.Force force) {
+    journal.forceWith(force);
   }
 
   @Override

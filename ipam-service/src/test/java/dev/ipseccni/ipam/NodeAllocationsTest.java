@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ipseccni.bus.message.Allocation;
 import dev.ipseccni.bus.message.GcRequest;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,6 +38,37 @@ class NodeAllocationsTest {
 
   private Path journalFile() {
     return dir.resolve(AllocationJournal.FILE_NAME);
+  }
+
+  /**
+   * After a failed fsync Linux may drop the dirty pages and report the next fsync a success.
+   * Simulated here (the failing force cuts the file back to what was durable): the retried
+   * ADD must not be acknowledged by such a force, and is on disk when it is acknowledged.
+   */
+  @Test
+  void afterAFailedForceTheStateIsRewrittenWholeBeforeAnythingIsAcknowledged() throws Exception {
+    Path file = dir.resolve(AllocationJournal.FILE_NAME);
+    Allocation second;
+    try (NodeAllocations a = open(10_000)) {
+      a.bindBlock(block);
+      Allocation first = a.allocate(key(1)).allocation();
+      long durableSize = Files.size(file);
+      java.util.concurrent.atomic.AtomicBoolean failing = new java.util.concurrent.atomic.AtomicBoolean(true);
+      a.forceJournalWith(channel -> {
+        if (failing.get()) {
+          channel.truncate(durableSize);
+          throw new IOException("Input/output error (injected)");
+        }
+        channel.force(false);
+      });
+      assertThrows(IOException.class, () -> a.allocate(key(2)), "not acknowledged: the force failed");
+      failing.set(false);
+      second = a.allocate(key(2)).allocation();
+      assertEquals(List.of(first, second), a.all());
+    }
+    try (NodeAllocations a = open(10_000)) {
+      assertEquals(second, a.check(key(2)).orElseThrow(), "an acknowledged allocation is on disk");
+    }
   }
 
   @Test
