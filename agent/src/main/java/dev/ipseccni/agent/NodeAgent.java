@@ -60,8 +60,10 @@ final class NodeAgent {
     List<Consumer<Config>> customizers = new ArrayList<>(services.clusterCustomizers());
     long began = System.nanoTime();
     return ClusterBootstrap.join(clusterSettings(config), customizers).compose(cluster -> {
-      LOG.info(() -> String.format("joined cluster %s as %s in %d ms; members %s", config.cluster().name(),
-          config.nodeName(), (System.nanoTime() - began) / 1_000_000, cluster.membership().nodes()));
+      LOG.info(() -> String.format("joined cluster %s as %s in %d ms; members %s; event bus on port %d, %s",
+          config.cluster().name(), config.nodeName(), (System.nanoTime() - began) / 1_000_000,
+          cluster.membership().nodes(), config.cluster().eventBusPort(), config.cluster().tls()
+              .map(t -> "mutual TLS (CA " + t.caFile() + ")").orElse("plain TCP (cluster.tls not set)")));
       NodeAgent agent = new NodeAgent(config, cluster, services);
       return agent.deploy().map(agent).recover(err -> cluster.vertx().close().transform(x -> Future.failedFuture(err)));
     });

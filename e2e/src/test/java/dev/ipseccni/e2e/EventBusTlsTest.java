@@ -84,6 +84,9 @@ class EventBusTlsTest {
   @Order(1)
   void overTlsTunnelsComeUpAndAPodAddedOnNode1IsSeenOnNode2() throws Exception {
     MeshTest.awaitFullMesh(lab, 2);
+    String log = java.nio.file.Files.readString(lab.labDir().resolve("node1").resolve("agent.log"));
+    assertTrue(log.contains("event bus on port") && log.contains("mutual TLS (CA "),
+        "the agent says at start that its event bus is on mutual TLS");
     marked = cni.newPod(MARKER);
     JsonNode result = cni.addRetrying(1, marked, cni.stdin(conflist, conflist.path("cniVersion").asText()), SEEN)
         .ok("ADD of " + MARKER + " on node1").json();
