@@ -2,7 +2,6 @@ package dev.ipseccni.tunnel;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ipseccni.bus.Addresses;
@@ -13,7 +12,6 @@ import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.SecretAnnouncement;
 import dev.ipseccni.tunnel.lab.NetnsLab;
-import dev.ipseccni.tunnel.vici.ViciMessage;
 import dev.ipseccni.tunnel.vici.ViciSession;
 import io.vertx.core.Vertx;
 import java.io.BufferedReader;
@@ -25,7 +23,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Handler;
@@ -117,7 +114,7 @@ class SecretRotationTest {
     String newId = id(NEW);
     awaitTrue(() -> oldId.equals(announced.get("node-a")) && oldId.equals(announced.get("node-b")),
         "both nodes announce the old secret " + oldId);
-    String ikeBefore = ikeSaId(charonA).orElseThrow();
+    String ikeBefore = NetnsLab.establishedIkeSaId(charonA, "peer-node-b").orElseThrow();
     assertEquals(List.of("psk-peer-node-b"), shared(charonA), "one key per pair outside a rotation");
 
     try (Ping ping = Ping.start(charonA.namespace(), "10.128.2.1")) {
@@ -130,10 +127,10 @@ class SecretRotationTest {
       String peer = first.equals(secretA) ? "psk-peer-node-b" : "psk-peer-node-a";
       assertEquals(List.of(peer + "-accepted", peer).stream().sorted().toList(),
           shared(rotated).stream().sorted().toList(), "both keys held during the rotation");
-      assertEquals(ikeBefore, ikeSaId(charonA).orElseThrow(), "no re-authentication while one side lacks the key");
+      assertEquals(ikeBefore, NetnsLab.establishedIkeSaId(charonA, "peer-node-b").orElseThrow(), "no re-authentication while one side lacks the key");
 
       writeSecret(second, NEW);
-      awaitTrue(() -> ikeSaId(charonA).filter(id -> !id.equals(ikeBefore)).isPresent()
+      awaitTrue(() -> NetnsLab.establishedIkeSaId(charonA, "peer-node-b").filter(id -> !id.equals(ikeBefore)).isPresent()
               && charonHolds(charonA, List.of("psk-peer-node-b")) && charonHolds(charonB, List.of("psk-peer-node-a")),
           "node-a re-authenticated the tunnel and both dropped the old key");
       int repliesAfter = ping.replies();
@@ -152,11 +149,11 @@ class SecretRotationTest {
       assertFalse(rendered.contains(oldKey), node + "'s rendered swanctl.conf no longer holds the old pair key");
     }
     // A fresh authentication needs the new key: the only one left on both sides.
-    String ikeAfter = ikeSaId(charonA).orElseThrow();
+    String ikeAfter = NetnsLab.establishedIkeSaId(charonA, "peer-node-b").orElseThrow();
     try (ViciSession s = charonA.connect()) {
       s.terminate("peer-node-b");
     }
-    awaitTrue(() -> ikeSaId(charonA).filter(id -> !id.equals(ikeAfter)).isPresent(),
+    awaitTrue(() -> NetnsLab.establishedIkeSaId(charonA, "peer-node-b").filter(id -> !id.equals(ikeAfter)).isPresent(),
         "the tunnel comes back after a terminate, authenticated with the new key only");
     awaitPing();
   }
@@ -179,13 +176,13 @@ class SecretRotationTest {
     };
     logger.addHandler(handler);
     try {
-      String ikeBefore = ikeSaId(charonA).orElseThrow();
+      String ikeBefore = NetnsLab.establishedIkeSaId(charonA, "peer-node-b").orElseThrow();
       writeSecret(secretB, "too-short");
       awaitTrue(() -> warnings.stream().anyMatch(w -> w.contains("not reloaded") && w.contains("at least 32")),
           "the unusable secret file is reported");
       assertTrue(warnings.stream().noneMatch(w -> w.contains("too-short")), "the file's content is never logged");
       assertEquals(List.of("psk-peer-node-a"), shared(charonB), "the key in use stays");
-      assertEquals(ikeBefore, ikeSaId(charonA).orElseThrow(), "the tunnel is not touched");
+      assertEquals(ikeBefore, NetnsLab.establishedIkeSaId(charonA, "peer-node-b").orElseThrow(), "the tunnel is not touched");
       awaitPing();
     } finally {
       logger.removeHandler(handler);
@@ -224,23 +221,6 @@ class SecretRotationTest {
       return shared(charon).equals(keys);
     } catch (Exception e) {
       return false;
-    }
-  }
-
-  /** The unique id of node-a's established IKE SA to node-b with an installed CHILD SA, if there is exactly one such. */
-  private static Optional<String> ikeSaId(NetnsLab.Charon charon) {
-    try (ViciSession s = charon.connect()) {
-      List<String> ids = s.listSas("peer-node-b").stream()
-          .map(sa -> sa.section("peer-node-b"))
-          .flatMap(Optional::stream)
-          .filter(ike -> "ESTABLISHED".equals(ike.value("state").orElse("")))
-          .filter(ike -> ike.section("child-sas").map(ViciMessage::sections).orElse(Map.of()).values().stream()
-              .anyMatch(child -> "INSTALLED".equals(child.value("state").orElse(""))))
-          .map(ike -> ike.value("uniqueid").orElse(""))
-          .toList();
-      return ids.size() == 1 ? Optional.of(ids.get(0)) : Optional.empty();
-    } catch (Exception e) {
-      return Optional.empty();
     }
   }
 

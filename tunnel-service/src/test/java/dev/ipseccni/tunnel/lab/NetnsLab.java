@@ -202,6 +202,27 @@ public final class NetnsLab implements AutoCloseable {
     }
   }
 
+  /**
+   * The unique id of a connection's established IKE SA with an installed CHILD SA, when
+   * there is exactly one such (none while it is down, two while one replaces the other).
+   */
+  public static java.util.Optional<String> establishedIkeSaId(Charon charon, String conn) {
+    try (ViciSession s = charon.connect()) {
+      List<String> ids = s.listSas(conn).stream()
+          .map(sa -> sa.section(conn))
+          .flatMap(java.util.Optional::stream)
+          .filter(ike -> "ESTABLISHED".equals(ike.value("state").orElse("")))
+          .filter(ike -> ike.section("child-sas").map(dev.ipseccni.tunnel.vici.ViciMessage::sections)
+              .orElse(java.util.Map.of()).values().stream()
+              .anyMatch(child -> "INSTALLED".equals(child.value("state").orElse(""))))
+          .map(ike -> ike.value("uniqueid").orElse(""))
+          .toList();
+      return ids.size() == 1 ? java.util.Optional.of(ids.get(0)) : java.util.Optional.empty();
+    } catch (IOException e) {
+      return java.util.Optional.empty();
+    }
+  }
+
   /** Polls {@code condition} until it holds or the deadline passes (then fails with {@code what}). */
   public static void awaitTrue(Duration within, BooleanSupplier condition, String what) {
     Instant deadline = Instant.now().plus(within);
