@@ -34,7 +34,7 @@ for ((k = 0; k < total; k++)); do ip netns add "${LAB_PREFIX}bpod$k"; done
   echo
   python3 "$here/lab_measure.py" --node-ns "${LAB_PREFIX}node1" --pod-prefix "${LAB_PREFIX}bpod" \
     --conflist "$conflist" --plugin "$repo/cni-gateway/target/ipsec-cni" --work "$work" \
-    --pods "$pods" --concurrent "$concurrent"
+    --pods "$pods" --concurrent "$concurrent" --metrics-url "http://$("$lab" addr 1):9750/metrics"
   echo
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$here/lab-results.md"

@@ -27,6 +27,7 @@ p.add_argument("--plugin", required=True)        # our plugin binary
 p.add_argument("--work", required=True)
 p.add_argument("--pods", type=int, default=100)
 p.add_argument("--concurrent", type=int, default=110)
+p.add_argument("--metrics-url", default="")      # the node agent's /metrics: the gateway's own time per command
 args = p.parse_args()
 
 CLONE_NEWNET = 0x40000000
@@ -102,6 +103,24 @@ for cmd in ("ADD", "DEL"):
     print(f"\n{cmd} ratio ours / reference: median {statistics.median(o) / statistics.median(r):.2f}, "
           f"p99 {p99(o) / p99(r):.2f}", end="")
 print("\n")
+
+if args.metrics_url:
+    # The gateway's own latency histogram (agent side, socket in -> answer out), over the sequential
+    # part so far (warm-up included): what our side costs beyond the agent is the client and the socket.
+    import re
+    import urllib.request
+    text = urllib.request.urlopen(args.metrics_url, timeout=10).read().decode()
+    agent = {}
+    for cmd in ("ADD", "DEL"):
+        sums = [float(m.group(1)) for m in re.finditer(
+            r'ipsec_cni_command_seconds_sum\{code="0",command="%s"[^}]*\} ([0-9.eE+-]+)' % cmd, text)]
+        counts = [float(m.group(1)) for m in re.finditer(
+            r'ipsec_cni_command_seconds_count\{code="0",command="%s"[^}]*\} ([0-9.eE+-]+)' % cmd, text)]
+        if sums and counts and counts[0] > 0:
+            agent[cmd] = 1000 * sums[0] / counts[0]
+    if agent:
+        print("Inside the agent (its own histogram, mean of the sequential calls): "
+              + ", ".join(f"{cmd} {ms:.1f} ms" for cmd, ms in agent.items()) + "\n")
 
 
 # ---- part 2: concurrent ADDs on one node

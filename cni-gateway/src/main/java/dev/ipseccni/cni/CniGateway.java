@@ -352,7 +352,7 @@ public final class CniGateway extends VerticleBase {
   /** The components that are not ready (empty when the node is), each with its reason. */
   Future<List<ComponentStatus>> notReady() {
     List<Future<ComponentStatus>> answers = new ArrayList<>();
-    DeliveryOptions options = new DeliveryOptions().setSendTimeout(settings.busTimeout().toMillis());
+    DeliveryOptions options = nodeLocal();
     for (String component : settings.readinessComponents()) {
       answers.add(vertx.eventBus()
           .<ComponentStatus>request(Addresses.nodeStatus(settings.nodeName(), component), null, options)
@@ -386,9 +386,17 @@ public final class CniGateway extends VerticleBase {
 
   // ---- plumbing ----
 
+  /**
+   * Every request of the gateway goes to this node's own services (the addresses carry the
+   * node name): local only, so the clustered bus does not look the address up in the
+   * cluster's registry (a Hazelcast lookup, possibly on another node) on each pod's path.
+   */
+  private DeliveryOptions nodeLocal() {
+    return new DeliveryOptions().setSendTimeout(settings.busTimeout().toMillis()).setLocalOnly(true);
+  }
+
   private <T> Future<T> request(String address, Object body, Class<T> replyType) {
-    DeliveryOptions options = new DeliveryOptions().setSendTimeout(settings.busTimeout().toMillis());
-    return vertx.eventBus().<Object>request(address, body, options)
+    return vertx.eventBus().<Object>request(address, body, nodeLocal())
         .recover(failure -> Future.failedFuture(asCniError(address, failure)))
         .map(reply -> replyType.cast(reply.body()));
   }
