@@ -54,6 +54,14 @@ class AgentConfigTest {
   }
 
   @Test
+  void secretGraceDefaultsToAnHourAndMustNotBeNegative() throws Exception {
+    assertEquals(java.time.Duration.ofHours(1),
+        parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"}").timings().secretGrace());
+    assertEquals(List.of("charon.secretGraceSeconds: -1 must not be negative"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"charon\":{\"secretGraceSeconds\":-1}}"));
+  }
+
+  @Test
   void badCidrIsNamed() throws Exception {
     assertEquals(List.of("network.clusterCidr: '10.128.0.1/16' is not a network in CIDR notation (e.g. 10.128.0.0/16)"),
         problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"clusterCidr\":\"10.128.0.1/16\"}}"));
