@@ -309,8 +309,11 @@ public final class ViciSession implements AutoCloseable {
       }
     } catch (EOFException e) {
       shutdown(new ViciException("charon closed the VICI socket"));
-    } catch (IOException e) {
+    } catch (ViciException e) {
       shutdown(e);
+    } catch (IOException e) {
+      // A charon killed with the session open resets it rather than closing it: the same for the owner.
+      shutdown(new ViciException("charon closed the VICI socket (" + e.getMessage() + ")", e));
     } catch (RuntimeException e) {
       shutdown(new ViciException("VICI reader failed", e));
     }
