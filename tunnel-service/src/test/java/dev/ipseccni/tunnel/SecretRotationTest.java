@@ -59,13 +59,9 @@ class SecretRotationTest {
   void twoNodes() throws Exception {
     NetnsLab.assumeCharonAndRoot();
     lab = new NetnsLab();
-    String nsA = lab.namespace("rot-a");
-    String nsB = lab.namespace("rot-b");
-    lab.veth(nsA, "192.168.250.1/24", nsB, "192.168.250.2/24");
-    lab.bridge(nsA, "blk", "10.128.1.1/24");
-    lab.bridge(nsB, "blk", "10.128.2.1/24");
-    charonA = lab.charon(nsA);
-    charonB = lab.charon(nsB);
+    NetnsLab.TwoNodes nodes = lab.twoNodes("rot-");
+    charonA = nodes.a();
+    charonB = nodes.b();
     secretA = writeSecret(lab.dir().resolve("a.secret"), OLD);
     secretB = writeSecret(lab.dir().resolve("b.secret"), OLD);
 

@@ -50,13 +50,9 @@ class TunnelServiceTest {
   void twoNodes() throws Exception {
     NetnsLab.assumeCharonAndRoot();
     lab = new NetnsLab();
-    String nsA = lab.namespace("svc-a");
-    String nsB = lab.namespace("svc-b");
-    lab.veth(nsA, "192.168.250.1/24", nsB, "192.168.250.2/24");
-    lab.bridge(nsA, "blk", "10.128.1.1/24");
-    lab.bridge(nsB, "blk", "10.128.2.1/24");
-    charonA = lab.charon(nsA);
-    charonB = lab.charon(nsB);
+    NetnsLab.TwoNodes nodes = lab.twoNodes("svc-");
+    charonA = nodes.a();
+    charonB = nodes.b();
 
     secretFile = lab.dir().resolve("cluster.secret");
     Files.writeString(secretFile, "the-cluster-secret-of-the-service-test-0123456789");

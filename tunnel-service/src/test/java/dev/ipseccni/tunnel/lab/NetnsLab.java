@@ -223,6 +223,23 @@ public final class NetnsLab implements AutoCloseable {
     }
   }
 
+  /** Two nodes of the tests: each a namespace with its charon. */
+  public record TwoNodes(Charon a, Charon b) {}
+
+  /**
+   * The two-node setup the tunnel tests share: namespaces {@code <prefix>a} and
+   * {@code <prefix>b} joined by a veth (192.168.250.1 and .2/24), a bridge "blk" in each
+   * with the first address of its block (10.128.1.0/24, 10.128.2.0/24), a charon in each.
+   */
+  public TwoNodes twoNodes(String prefix) throws IOException {
+    String nsA = namespace(prefix + "a");
+    String nsB = namespace(prefix + "b");
+    veth(nsA, "192.168.250.1/24", nsB, "192.168.250.2/24");
+    bridge(nsA, "blk", "10.128.1.1/24");
+    bridge(nsB, "blk", "10.128.2.1/24");
+    return new TwoNodes(charon(nsA), charon(nsB));
+  }
+
   /** Polls {@code condition} until it holds or the deadline passes (then fails with {@code what}). */
   public static void awaitTrue(Duration within, BooleanSupplier condition, String what) {
     Instant deadline = Instant.now().plus(within);

@@ -27,13 +27,9 @@ class TwoCharonTunnelTest {
   void twoNodes() throws Exception {
     NetnsLab.assumeCharonAndRoot();
     lab = new NetnsLab();
-    String nsA = lab.namespace("a");
-    String nsB = lab.namespace("b");
-    lab.veth(nsA, "192.168.250.1/24", nsB, "192.168.250.2/24");
-    lab.bridge(nsA, "blk", "10.128.1.1/24");
-    lab.bridge(nsB, "blk", "10.128.2.1/24");
-    a = lab.charon(nsA);
-    b = lab.charon(nsB);
+    NetnsLab.TwoNodes nodes = lab.twoNodes("");
+    a = nodes.a();
+    b = nodes.b();
   }
 
   @AfterEach
