@@ -3,7 +3,8 @@
  * environment and stdin to the node agent over a Unix socket (HTTP/1.1, see protocol.h)
  * and prints the agent's answer with the agent's exit code. All logic lives in the agent.
  *
- * Answered here, without the agent: VERSION. When the agent cannot be reached: ADD fails
+ * Answered here, without the agent: VERSION, and every call in which this binary is the
+ * IPAM plugin of the agent's own bridge delegate (answer_as_ipam). When the agent cannot be reached: ADD fails
  * with 11 (try again later), DEL is recorded in the pending-DEL directory beside the
  * socket and succeeds (the agent replays it), every other command fails with 50.
  *
@@ -99,7 +100,7 @@ static void read_all(int fd, struct buf *b) {
   if (!b->data) buf_add(b, "", 0);
 }
 
-/* ---- just enough JSON to read two top-level strings of the network config ---- */
+/* ---- just enough JSON to read a few members of the network config ---- */
 
 static const char *skip_ws(const char *p, const char *end) {
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
@@ -158,36 +159,54 @@ static const char *skip_value(const char *p, const char *end) {
   return p;
 }
 
-/* The value of a top-level string member of a JSON object, or fallback. */
-static char *top_level_string(const struct buf *json, const char *key, const char *fallback) {
-  const char *p = json->data, *end = json->data + json->len;
+/*
+ * The value of member key of the JSON object at [p, end): its first character, with *value_end
+ * set past it; NULL when p is not an object or has no such member.
+ */
+static const char *member(const char *p, const char *end, const char *key, const char **value_end) {
   p = skip_ws(p, end);
-  if (p >= end || *p != '{') return strdup(fallback);
+  if (p >= end || *p != '{') return NULL;
   p++;
   for (;;) {
     p = skip_ws(p, end);
-    if (p >= end || *p != '"') break;
+    if (p >= end || *p != '"') return NULL;
     struct buf name = {0};
     p = scan_string(p, end, &name);
-    if (!p) { free(name.data); break; }
+    if (!p) { free(name.data); return NULL; }
     p = skip_ws(p, end);
-    if (p >= end || *p != ':') { free(name.data); break; }
+    if (p >= end || *p != ':') { free(name.data); return NULL; }
     p = skip_ws(p + 1, end);
     int match = name.data && strcmp(name.data, key) == 0;
     free(name.data);
-    if (match && p < end && *p == '"') {
-      struct buf value = {0};
-      if (scan_string(p, end, &value) && value.data) return value.data;
-      free(value.data);
-      break;
+    const char *after = skip_value(p, end);
+    if (!after) return NULL;
+    if (match) {
+      *value_end = after;
+      return p;
     }
-    p = skip_value(p, end);
-    if (!p) break;
-    p = skip_ws(p, end);
+    p = skip_ws(after, end);
     if (p < end && *p == ',') { p++; continue; }
-    break;
+    return NULL;
   }
-  return strdup(fallback);
+}
+
+/* The decoded value of string member key of the object at [p, end), or NULL. */
+static char *string_member(const char *p, const char *end, const char *key) {
+  const char *value_end;
+  const char *value = member(p, end, key, &value_end);
+  if (!value || *value != '"') return NULL;
+  struct buf decoded = {0};
+  if (!scan_string(value, value_end, &decoded) || !decoded.data) {
+    free(decoded.data);
+    return NULL;
+  }
+  return decoded.data;
+}
+
+/* The value of a top-level string member of a JSON object, or fallback. */
+static char *top_level_string(const struct buf *json, const char *key, const char *fallback) {
+  char *value = string_member(json->data, json->data + json->len, key);
+  return value ? value : strdup(fallback);
 }
 
 /* ---- answers ---- */
@@ -211,6 +230,41 @@ static int print_error(const char *version, int code, const char *msg, const cha
 static const char *env_or_empty(const char *name) {
   const char *v = getenv(name);
   return v ? v : "";
+}
+
+/*
+ * The agent's datapath runs the reference bridge plugin with this binary as its IPAM plugin
+ * (ipam.type PROTO_IPAM_TYPE, see PluginProtocol.IPAM_TYPE): the address is already the
+ * agent's decision and rides in the config, so it is answered here, from stdin alone.
+ * Returns the exit code, or -1 when this call is not one.
+ */
+static int answer_as_ipam(const struct buf *in, const char *command, const char *version) {
+  const char *end = in->data + in->len, *ipam_end;
+  const char *ipam = member(in->data, end, "ipam", &ipam_end);
+  char *type = ipam ? string_member(ipam, ipam_end, "type") : NULL;
+  int ours = type && strcmp(type, PROTO_IPAM_TYPE) == 0;
+  free(type);
+  if (!ours) return -1;
+  if (strcmp(command, "ADD") == 0) {
+    const char *result_end;
+    const char *result = member(ipam, ipam_end, PROTO_IPAM_RESULT_KEY, &result_end);
+    if (!result || *result != '{') {
+      return print_error(version, PROTO_CODE_INVALID_NETWORK_CONFIG,
+                         "ipsec-cni as IPAM plugin: the config's ipam has no " PROTO_IPAM_RESULT_KEY " object",
+                         "the ipsec-cni agent writes it when it runs the bridge plugin");
+    }
+    fwrite(result, 1, (size_t)(result_end - result), stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
+  }
+  if (strcmp(command, "DEL") == 0 || strcmp(command, "CHECK") == 0 || strcmp(command, "GC") == 0
+      || strcmp(command, "STATUS") == 0) {
+    return 0;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg, "ipsec-cni as IPAM plugin: unknown CNI_COMMAND '%.64s'", command);
+  return print_error(version, PROTO_CODE_INVALID_ENVIRONMENT, msg, NULL);
 }
 
 /*
@@ -424,6 +478,8 @@ int main(void) {
     fwrite(out.data, 1, out.len, stdout);
     return 0;
   }
+  int as_ipam = answer_as_ipam(&in, command, version);
+  if (as_ipam >= 0) return as_ipam;
 
   const char *socket_env = getenv(PROTO_SOCKET_ENV);
   char *socket_path = top_level_string(&in, PROTO_SOCKET_KEY,

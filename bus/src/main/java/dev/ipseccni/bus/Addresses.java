@@ -52,6 +52,7 @@ public final class Addresses {
     return "ipam." + node + ".allocate";
   }
 
+  /** Replies with the {@link dev.ipseccni.bus.message.Allocation} it released, or null when there was none. */
   public static String ipamRelease(String node) {
     return "ipam." + node + ".release";
   }

@@ -1,6 +1,7 @@
 package dev.ipseccni.cni;
 
 import dev.ipseccni.bus.message.Allocation;
+import dev.ipseccni.cni.plugin.PluginProtocol;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
@@ -15,7 +16,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The datapath: the reference {@code bridge} plugin, found in CNI_PATH, run with the
- * address IPAM gave as {@code static} IPAM. It speaks at most 1.0.0, so it is asked in
+ * address IPAM gave as its IPAM plugin's answer (see {@link #ipam}). It speaks at most 1.0.0, so it is asked in
  * {@code min(asked, 1.0.0)} and its result converted. Every method blocks (it execs):
  * call it from a worker, never the event loop.
  */
@@ -50,21 +51,47 @@ final class BridgeDelegate {
 
   Outcome add(CniEnvironment env, NetworkConfig config, Allocation allocation) {
     String version = CniVersions.min(config.cniVersion(), CniVersions.DELEGATE_MAX);
-    return exec("ADD", env, delegateConfig(version, config, Optional.of(allocation)));
+    return exec("ADD", env, delegateConfig(version, config, ipam(env.path(), version, allocation)));
   }
 
-  Outcome del(CniEnvironment env, NetworkConfig config, Optional<Allocation> allocation) {
+  /**
+   * Layer 2 only ({@code "ipam": {}}): the bridge plugin then runs no IPAM plugin on DEL.
+   * It would have nothing to do: the agent releases the address itself, after this DEL.
+   */
+  Outcome del(CniEnvironment env, NetworkConfig config) {
     String version = CniVersions.min(config.cniVersion(), CniVersions.DELEGATE_MAX);
-    return exec("DEL", env, delegateConfig(version, config, allocation));
+    return exec("DEL", env, delegateConfig(version, config, new JsonObject()));
   }
 
   Outcome check(CniEnvironment env, NetworkConfig config, Allocation allocation, CniResult prevResult) {
     String version = CniVersions.max(CniVersions.CHECK_MIN,
         CniVersions.min(config.cniVersion(), CniVersions.DELEGATE_MAX));
-    JsonObject conf = delegateConfig(version, config, Optional.of(allocation));
+    JsonObject conf = delegateConfig(version, config, ipam(env.path(), version, allocation));
     conf.put("prevResult", prevResult.toJson(version));
     return exec("CHECK", env, conf);
   }
+
+  /**
+   * How the bridge plugin learns the address IPAM gave. Our own plugin binary, when CNI_PATH
+   * has it, is the IPAM plugin: it prints the result written here and is gone in about a
+   * millisecond (PluginProtocol.IPAM_TYPE). Otherwise the reference {@code static} plugin,
+   * which does the same from its own config but costs a Go program's start (≈ 10 ms here)
+   * on every ADD. Both give bridge the same address, gateway and default route.
+   */
+  JsonObject ipam(String cniPath, String version, Allocation allocation) {
+    if (locate(cniPath, PluginProtocol.IPAM_TYPE).isPresent()) {
+      CniResult granted = new CniResult(List.of(), List.of(new CniResult.Ip(allocation.address(), allocation.gateway(),
+          -1)), List.of(new CniResult.Route(DEFAULT_ROUTE, "")), null);
+      return new JsonObject().put("type", PluginProtocol.IPAM_TYPE)
+          .put(PluginProtocol.IPAM_RESULT_KEY, granted.toJson(version));
+    }
+    return new JsonObject().put("type", "static")
+        .put("addresses", new JsonArray().add(new JsonObject().put("address", allocation.address())
+            .put("gateway", allocation.gateway())))
+        .put("routes", new JsonArray().add(new JsonObject().put("dst", DEFAULT_ROUTE)));
+  }
+
+  private static final String DEFAULT_ROUTE = "0.0.0.0/0";
 
   /** Does the pod's namespace already have this interface? (ADD must then fail, and must not clean it up.) */
   boolean interfaceExists(String netns, String ifName) {
@@ -75,11 +102,7 @@ final class BridgeDelegate {
     return probe.ok();
   }
 
-  JsonObject delegateConfig(String version, NetworkConfig config, Optional<Allocation> allocation) {
-    JsonObject ipam = new JsonObject().put("type", "static");
-    allocation.ifPresent(a -> ipam
-        .put("addresses", new JsonArray().add(new JsonObject().put("address", a.address()).put("gateway", a.gateway())))
-        .put("routes", new JsonArray().add(new JsonObject().put("dst", "0.0.0.0/0"))));
+  JsonObject delegateConfig(String version, NetworkConfig config, JsonObject ipam) {
     JsonObject conf = new JsonObject()
         .put("cniVersion", version)
         .put("name", config.name())
@@ -108,17 +131,17 @@ final class BridgeDelegate {
   }
 
   private Path find(String cniPath) {
-    return locate(cniPath).orElseThrow(() -> new CniError(CniError.INVALID_NETWORK_CONFIG,
+    return locate(cniPath, PLUGIN).orElseThrow(() -> new CniError(CniError.INVALID_NETWORK_CONFIG,
         "the reference plugin '" + PLUGIN + "' was not found in CNI_PATH " + cniPath));
   }
 
-  /** The delegate plugin in the first CNI_PATH directory that has it executable, if any does. */
-  Optional<Path> locate(String cniPath) {
+  /** The named plugin in the first CNI_PATH directory that has it executable, if any does. */
+  static Optional<Path> locate(String cniPath, String plugin) {
     for (String dir : cniPath.split(":")) {
       if (dir.isEmpty()) {
         continue;
       }
-      Path candidate = Path.of(dir, PLUGIN);
+      Path candidate = Path.of(dir, plugin);
       if (Files.isExecutable(candidate)) {
         return Optional.of(candidate);
       }

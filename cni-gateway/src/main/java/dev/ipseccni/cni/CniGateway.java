@@ -258,7 +258,7 @@ public final class CniGateway extends VerticleBase {
 
   /** A failed ADD leaves nothing behind: the delegate's DEL, then the address back to IPAM. */
   private Future<Void> cleanUpFailedAdd(CniEnvironment env, NetworkConfig config, Allocation allocation) {
-    return blocking(() -> delegate.del(env, config, Optional.of(allocation)))
+    return blocking(() -> delegate.del(env, config))
         .onFailure(e -> LOG.log(System.Logger.Level.WARNING, "delegate DEL after a failed ADD failed: " + e))
         .transform(delegateDone -> request(Addresses.ipamRelease(settings.nodeName()),
             new ReleaseRequest(config.name(), env.containerId(), env.ifName()), Object.class))
@@ -268,24 +268,22 @@ public final class CniGateway extends VerticleBase {
   }
 
   private Future<String> del(CniEnvironment env, NetworkConfig config) {
-    CheckRequest key = new CheckRequest(config.name(), env.containerId(), env.ifName());
-    return request(Addresses.ipamCheck(settings.nodeName()), key, Allocation.class)
-        .map(Optional::of)
-        .recover(failure -> failure instanceof CniError e && e.code() == CniError.UNKNOWN_CONTAINER
-            ? Future.succeededFuture(Optional.empty()) : Future.failedFuture(failure))
-        .compose(allocation -> blocking(() -> {
-          // Interface first, address second: an address must not be handed out while a veth still answers for it.
-          BridgeDelegate.Outcome outcome = delegate.del(env, config, allocation);
+    // Interface first, address second: an address must not be handed out while a veth still answers for it.
+    return blocking(() -> {
+          BridgeDelegate.Outcome outcome = delegate.del(env, config);
           if (!outcome.ok()) {
             throw outcome.asError("DEL of " + env.ifName() + " in " + env.netns());
           }
-          return allocation;
-        }))
-        .compose(allocation -> allocation.isEmpty() ? Future.succeededFuture()
-            : request(Addresses.ipamRelease(settings.nodeName()),
-                new ReleaseRequest(config.name(), env.containerId(), env.ifName()), Object.class)
-                .onSuccess(v -> events.publish(Addresses.POD_DELETED, new PodEvent(config.name(), env.containerId(),
-                    env.ifName(), env.args().podNamespace(), env.args().podName(), allocation.get().address()))))
+          return null;
+        })
+        .compose(v -> request(Addresses.ipamRelease(settings.nodeName()),
+            new ReleaseRequest(config.name(), env.containerId(), env.ifName()), Object.class))
+        .onSuccess(released -> {
+          if (released instanceof Allocation allocation) {
+            events.publish(Addresses.POD_DELETED, new PodEvent(config.name(), env.containerId(), env.ifName(),
+                env.args().podNamespace(), env.args().podName(), allocation.address()));
+          }
+        })
         .map("");
   }
 
@@ -328,7 +326,7 @@ public final class CniGateway extends VerticleBase {
    */
   private Future<String> status(CniEnvironment env) {
     // Every ADD execs the delegate from CNI_PATH: a runtime whose CNI_PATH lacks it could add no pod.
-    if (!env.path().isEmpty() && delegate.locate(env.path()).isEmpty()) {
+    if (!env.path().isEmpty() && BridgeDelegate.locate(env.path(), BridgeDelegate.PLUGIN).isEmpty()) {
       return Future.failedFuture(new CniError(CniError.NOT_AVAILABLE, "node " + settings.nodeName()
           + " cannot add pods: the reference plugin '" + BridgeDelegate.PLUGIN + "' is not in CNI_PATH " + env.path()
           + " (install containernetworking-plugins there)"));

@@ -60,8 +60,7 @@ final class InTestIpam {
     }).completion());
     registered.add(bus.<ReleaseRequest>consumer(Addresses.ipamRelease(node), msg -> {
       ReleaseRequest r = msg.body();
-      allocations.remove(key(r.network(), r.containerId(), r.ifName()));
-      msg.reply(null);
+      msg.reply(allocations.remove(key(r.network(), r.containerId(), r.ifName())));
     }).completion());
     registered.add(bus.<CheckRequest>consumer(Addresses.ipamCheck(node), msg -> {
       CheckRequest r = msg.body();

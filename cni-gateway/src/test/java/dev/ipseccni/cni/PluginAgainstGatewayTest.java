@@ -506,6 +506,107 @@ class PluginAgainstGatewayTest {
     assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
   }
 
+  // ---- the delegate's IPAM ----
+
+  static Stream<org.junit.jupiter.params.provider.Arguments> clientsAndVersions() {
+    return Stream.of(org.junit.jupiter.params.provider.Arguments.of(PluginClient.C, "0.3.1"),
+        org.junit.jupiter.params.provider.Arguments.of(PluginClient.C, "1.0.0"),
+        org.junit.jupiter.params.provider.Arguments.of(PluginClient.C, "1.1.0"),
+        org.junit.jupiter.params.provider.Arguments.of(PluginClient.JAVA, "1.0.0"));
+  }
+
+  /**
+   * A CNI_PATH with only the bridge plugin and our binary (no static, no host-local): the ADD
+   * works only if bridge ran our binary as its IPAM plugin, and the DEL, given bridge alone,
+   * only if it ran no IPAM plugin at all.
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.MethodSource("clientsAndVersions")
+  void ourBinaryIsTheBridgePluginsIpamAndDelNeedsNone(PluginClient client, String version) throws Exception {
+    String bridgeAndUs = pluginDir("bridge-and-" + client, client).toString();
+    String bridgeOnly = pluginDir("bridge-only", null).toString();
+    Pod pod = newPod(client);
+    Map<String, String> addEnv = cniEnv("ADD", pod);
+    addEnv.put("CNI_PATH", bridgeAndUs);
+    PluginClient.Run add = client.run(addEnv, conf(version));
+    assertEquals(0, add.exitCode(), add.stdout());
+    JsonObject ip = add.json().getJsonArray("ips").getJsonObject(0);
+    String address = ip.getString("address");
+    assertEquals(ipam.addressOf(NETWORK, pod.id(), "eth0"), address);
+    assertEquals(InTestIpam.GATEWAY, ip.getString("gateway"));
+    assertTrue(NetnsLab.sh("ip", "-n", pod.name(), "-o", "addr", "show", "dev", "eth0").contains(address));
+    assertTrue(NetnsLab.sh("ip", "-n", pod.name(), "route", "show", "default").contains("via " + InTestIpam.GATEWAY),
+        "the default route our IPAM answer carried");
+    assertEquals(address, nextEvent(Addresses.POD_ADDED, pod).address());
+
+    Map<String, String> checkEnv = cniEnv("CHECK", pod);
+    checkEnv.put("CNI_PATH", bridgeAndUs);
+    PluginClient.Run check = client.run(checkEnv, confWithPrev(version, add.json()));
+    assertEquals(0, check.exitCode(), "CHECK through our IPAM: " + check.stdout());
+
+    Map<String, String> delEnv = cniEnv("DEL", pod);
+    delEnv.put("CNI_PATH", bridgeOnly);
+    PluginClient.Run del = client.run(delEnv, conf(version));
+    assertEquals(0, del.exitCode(), del.stdout());
+    assertFalse(podHasInterface(pod, "eth0"));
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
+    assertEquals(address, nextEvent(Addresses.POD_DELETED, pod).address());
+  }
+
+  /** Called as bridge's IPAM plugin, either binary answers from its stdin alone: no agent is asked. */
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void asBridgesIpamPluginTheBinaryAnswersFromTheConfigAlone(PluginClient client) {
+    JsonObject granted = new JsonObject().put("cniVersion", "0.4.0").put("ips", new JsonArray().add(new JsonObject()
+        .put("version", "4").put("address", "10.128.1.77/24").put("gateway", InTestIpam.GATEWAY)))
+        .put("routes", new JsonArray().add(new JsonObject().put("dst", "0.0.0.0/0")));
+    JsonObject config = new JsonObject().put("cniVersion", "0.4.0").put("name", NETWORK).put("type", "bridge")
+        .put(PluginProtocol.SOCKET_KEY, dir.resolve("nobody-here.sock").toString())
+        .put("ipam", new JsonObject().put("type", PluginProtocol.IPAM_TYPE).put(PluginProtocol.IPAM_RESULT_KEY, granted));
+    Map<String, String> env = env("CNI_CONTAINERID", "ctr-ipam", "CNI_NETNS", "/run/netns/none", "CNI_IFNAME", "eth0",
+        "CNI_PATH", CNI_PATH);
+
+    env.put("CNI_COMMAND", "ADD");
+    PluginClient.Run add = client.run(env, config.encode());
+    assertEquals(0, add.exitCode(), add.stdout());
+    assertEquals(granted, add.json());
+    for (String command : List.of("DEL", "CHECK", "GC", "STATUS")) {
+      env.put("CNI_COMMAND", command);
+      PluginClient.Run run = client.run(env, config.encode());
+      assertEquals(0, run.exitCode(), command + ": " + run.stdout());
+      assertEquals("", run.stdout(), command);
+    }
+    env.put("CNI_COMMAND", "ADD");
+    config.getJsonObject("ipam").remove(PluginProtocol.IPAM_RESULT_KEY);
+    PluginClient.Run withoutResult = client.run(env, config.encode());
+    assertEquals(CniError.INVALID_NETWORK_CONFIG, withoutResult.exitCode(), withoutResult.stdout());
+    assertTrue(withoutResult.json().getString("msg").contains("ipam has no result"), withoutResult.stdout());
+    env.put("CNI_COMMAND", "FROB");
+    PluginClient.Run unknown = client.run(env, config.encode());
+    assertEquals(CniError.INVALID_ENVIRONMENT, unknown.exitCode(), unknown.stdout());
+    assertTrue(unknown.json().getString("msg").contains("unknown CNI_COMMAND 'FROB'"), unknown.stdout());
+  }
+
+  /** A plugin directory holding the reference bridge plugin and, when client is given, our binary as ipsec-cni. */
+  Path pluginDir(String name, PluginClient client) throws IOException {
+    Path bin = dir.resolve(name);
+    if (Files.isDirectory(bin)) {
+      return bin;
+    }
+    Files.createDirectories(bin);
+    Files.createSymbolicLink(bin.resolve("bridge"), Path.of(CNI_PATH, "bridge"));
+    if (client != null) {
+      Path ours = bin.resolve(PluginProtocol.IPAM_TYPE);
+      List<String> command = new java.util.ArrayList<>(client.command());
+      command.set(0, Path.of(command.get(0)).toAbsolutePath().toString());
+      String script = "#!/bin/sh\nexec " + command.stream().map(a -> "'" + a + "'")
+          .collect(java.util.stream.Collectors.joining(" ")) + "\n";
+      Files.writeString(ours, script);
+      Files.setPosixFilePermissions(ours, PosixFilePermissions.fromString("rwx------"));
+    }
+    return bin;
+  }
+
   // ---- errors ----
 
   @ParameterizedTest

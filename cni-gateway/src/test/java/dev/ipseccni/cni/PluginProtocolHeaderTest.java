@@ -35,6 +35,8 @@ class PluginProtocolHeaderTest {
     expected.put("PROTO_PENDING_DEL_SUFFIX", q(PluginProtocol.PENDING_DEL_SUFFIX));
     expected.put("PROTO_ENV_PREFIX", q(PluginProtocol.ENV_PREFIX));
     expected.put("PROTO_INTERFACE_PRESENT_KEY", q(PluginProtocol.INTERFACE_PRESENT_KEY));
+    expected.put("PROTO_IPAM_TYPE", q(PluginProtocol.IPAM_TYPE));
+    expected.put("PROTO_IPAM_RESULT_KEY", q(PluginProtocol.IPAM_RESULT_KEY));
     expected.put("PROTO_SUPPORTED_VERSIONS", q(PluginProtocol.SUPPORTED_VERSIONS.stream()
         .map(v -> "\\\"" + v + "\\\"").collect(Collectors.joining(","))));
     expected.put("PROTO_LATEST_VERSION", q(PluginProtocol.SUPPORTED_VERSIONS.get(
@@ -43,6 +45,7 @@ class PluginProtocolHeaderTest {
     expected.put("PROTO_CODE_INVALID_ENVIRONMENT", Integer.toString(PluginProtocol.CODE_INVALID_ENVIRONMENT));
     expected.put("PROTO_CODE_IO_FAILURE", Integer.toString(PluginProtocol.CODE_IO_FAILURE));
     expected.put("PROTO_CODE_DECODE_FAILURE", Integer.toString(PluginProtocol.CODE_DECODE_FAILURE));
+    expected.put("PROTO_CODE_INVALID_NETWORK_CONFIG", Integer.toString(PluginProtocol.CODE_INVALID_NETWORK_CONFIG));
     expected.put("PROTO_CODE_TRY_AGAIN_LATER", Integer.toString(PluginProtocol.CODE_TRY_AGAIN_LATER));
     expected.put("PROTO_CODE_NOT_AVAILABLE", Integer.toString(PluginProtocol.CODE_NOT_AVAILABLE));
     expected.put("PROTO_CODE_BAD_AGENT_REPLY", Integer.toString(PluginProtocol.CODE_BAD_AGENT_REPLY));

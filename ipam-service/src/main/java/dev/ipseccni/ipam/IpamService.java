@@ -236,7 +236,7 @@ public final class IpamService extends VerticleBase {
     }
     vertx.executeBlocking(() -> a.release(key.get()), false).onComplete(result -> {
       if (result.succeeded()) {
-        message.reply(null);
+        message.reply(result.result().orElse(null));
         result.result().ifPresent(this::released);
       } else {
         message.fail(Failures.JOURNAL_FAILED, "node " + node + ": the release of " + key.get()

@@ -166,8 +166,10 @@ class IpamServiceTest {
   @Order(4)
   void delIsIdempotentAndPublishesTheRelease() throws Exception {
     Allocation a = await(add("c3"));
-    assertNull(await(request(Addresses.ipamRelease("ipt-a"), new ReleaseRequest(NET, "c3", "eth0"))));
-    assertNull(await(request(Addresses.ipamRelease("ipt-a"), new ReleaseRequest(NET, "c3", "eth0"))));
+    assertEquals(a, await(request(Addresses.ipamRelease("ipt-a"), new ReleaseRequest(NET, "c3", "eth0"))),
+        "the release answers with what it released");
+    assertNull(await(request(Addresses.ipamRelease("ipt-a"), new ReleaseRequest(NET, "c3", "eth0"))),
+        "a repeated release has nothing to answer with");
     assertEquals(Failures.UNKNOWN_CONTAINER,
         failure(request(Addresses.ipamCheck("ipt-a"), new CheckRequest(NET, "c3", "eth0"))).failureCode());
     Poll.until("address.released event", Duration.ofSeconds(10),

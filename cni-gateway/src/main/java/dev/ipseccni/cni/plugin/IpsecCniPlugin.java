@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Optional;
 
 /**
  * The plugin binary in Java: forwards one CNI execution to the node agent and prints its
@@ -36,6 +37,9 @@ public final class IpsecCniPlugin {
     if (command.equals("VERSION")) {
       return PluginReply.success(versionAnswer(asked));
     }
+    if (isIpamCall(call.stdin())) {
+      return answerAsIpam(command, call.stdin(), asked);
+    }
     String fallback = socketFromEnv == null || socketFromEnv.isEmpty() ? PluginProtocol.DEFAULT_SOCKET : socketFromEnv;
     Path socket = Path.of(MiniJson.topLevelString(call.stdin(), PluginProtocol.SOCKET_KEY, fallback));
     try {
@@ -45,6 +49,35 @@ public final class IpsecCniPlugin {
     } catch (RuntimeException badReply) {
       return PluginReply.error(asked, PluginProtocol.CODE_BAD_AGENT_REPLY,
           "ipsec-cni agent at " + socket + " gave an invalid answer", String.valueOf(badReply.getMessage()));
+    }
+  }
+
+  /** Called by the agent's bridge delegate as its IPAM plugin: answered from the config alone (see IPAM_TYPE). */
+  static PluginReply answerAsIpam(String command, String stdin, String asked) {
+    switch (command) {
+      case "ADD" -> {
+        Optional<String> result = MiniJson.memberText(stdin, "ipam", PluginProtocol.IPAM_RESULT_KEY)
+            .filter(text -> text.startsWith("{"));
+        return result.map(text -> PluginReply.success(text + "\n")).orElseGet(() -> PluginReply.error(asked,
+            PluginProtocol.CODE_INVALID_NETWORK_CONFIG, "ipsec-cni as IPAM plugin: the config's ipam has no "
+                + PluginProtocol.IPAM_RESULT_KEY + " object", "the ipsec-cni agent writes it when it runs the bridge plugin"));
+      }
+      case "DEL", "CHECK", "GC", "STATUS" -> {
+        return PluginReply.success("");
+      }
+      default -> {
+        return PluginReply.error(asked, PluginProtocol.CODE_INVALID_ENVIRONMENT,
+            "ipsec-cni as IPAM plugin: unknown CNI_COMMAND '" + command + "'", "");
+      }
+    }
+  }
+
+  static boolean isIpamCall(String stdin) {
+    try {
+      return MiniJson.parse(stdin) instanceof java.util.Map<?, ?> config
+          && config.get("ipam") instanceof java.util.Map<?, ?> ipam && PluginProtocol.IPAM_TYPE.equals(ipam.get("type"));
+    } catch (IllegalArgumentException notJson) {
+      return false;
     }
   }
 

@@ -46,6 +46,54 @@ final class MiniJson {
     return fallback;
   }
 
+  /**
+   * The text of the value at a path of object members (e.g. "ipam", "result"), exactly as it
+   * stands in the document, or empty when the document is not JSON or has no such value.
+   */
+  static java.util.Optional<String> memberText(String json, String... path) {
+    try {
+      parse(json);
+      MiniJson p = new MiniJson(json);
+      p.space();
+      for (String key : path) {
+        if (!p.seekMember(key)) {
+          return java.util.Optional.empty();
+        }
+      }
+      int start = p.pos;
+      p.value();
+      return java.util.Optional.of(json.substring(start, p.pos));
+    } catch (IllegalArgumentException notJson) {
+      return java.util.Optional.empty();
+    }
+  }
+
+  /** At an object: moves to the value of its member key and returns true; false when there is none. */
+  private boolean seekMember(String key) {
+    if (!peek('{')) {
+      return false;
+    }
+    pos++;
+    space();
+    while (peek('"')) {
+      String name = string();
+      space();
+      expect(':');
+      space();
+      if (name.equals(key)) {
+        return true;
+      }
+      value();
+      space();
+      if (!peek(',')) {
+        return false;
+      }
+      pos++;
+      space();
+    }
+    return false;
+  }
+
   static void quote(String s, StringBuilder out) {
     out.append('"');
     for (int i = 0; i < s.length(); i++) {

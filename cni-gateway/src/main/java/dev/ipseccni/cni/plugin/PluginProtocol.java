@@ -59,6 +59,18 @@ public final class PluginProtocol {
    */
   public static final String INTERFACE_PRESENT_KEY = "interfacePresent";
 
+  /**
+   * The plugin binary is also the IPAM plugin of the agent's datapath. The agent runs the
+   * reference bridge plugin with {@code "ipam": {"type": IPAM_TYPE, IPAM_RESULT_KEY: <result>}},
+   * the result holding the address the agent's IPAM already gave; bridge then execs this
+   * binary (found in CNI_PATH like any IPAM plugin), which answers from the config alone,
+   * without the agent: ADD prints the result, DEL, CHECK, GC and STATUS succeed with
+   * nothing to do (the agent releases and checks addresses itself). A config whose
+   * {@code ipam.type} is this is never forwarded to the agent.
+   */
+  public static final String IPAM_TYPE = "ipsec-cni";
+  public static final String IPAM_RESULT_KEY = "result";
+
   /** Environment variables whose name starts with this are forwarded. */
   public static final String ENV_PREFIX = "CNI_";
 
