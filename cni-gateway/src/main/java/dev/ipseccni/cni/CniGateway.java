@@ -220,17 +220,14 @@ public final class CniGateway extends VerticleBase {
     // A requested address is IPAM's to grant or refuse (102, with the reason); a malformed one fails here, first.
     AllocateRequest key = new AllocateRequest(config.name(), env.containerId(), env.ifName(),
         RequestedAddress.of(env.args(), config).orElse(""));
-    return notReady()
-        .compose(failing -> failing.isEmpty() ? Future.succeededFuture()
-            : Future.failedFuture(new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()
-                + " is not ready for pods yet: " + describe(failing))))
-        // An existing interface is refused before an address is taken: the clean-up of a failed ADD
-        // (the delegate's DEL) would remove it, and a working pod with it.
-        .compose(v -> interfacePresent.isPresent() ? Future.succeededFuture(interfacePresent.get())
-            : blocking(() -> delegate.interfaceExists(env.netns(), env.ifName())))
-        .compose(present -> present ? Future.failedFuture(new CniError(CniError.INTERFACE_EXISTS,
+    // An existing interface is refused before an address is taken: the clean-up of a failed ADD
+    // (the delegate's DEL) would remove it, and a working pod with it.
+    Future<Boolean> present = interfacePresent.isPresent() ? Future.succeededFuture(interfacePresent.get())
+        : blocking(() -> delegate.interfaceExists(env.netns(), env.ifName()));
+    return present
+        .compose(exists -> exists ? Future.failedFuture(new CniError(CniError.INTERFACE_EXISTS,
             "interface " + env.ifName() + " already exists in " + env.netns())) : Future.succeededFuture())
-        .compose(v -> request(Addresses.ipamAllocate(settings.nodeName()), key, Allocation.class))
+        .compose(v -> allocateWhenReady(env, config, key))
         .compose(allocation -> attach(env, config, allocation)
             .recover(failure -> cleanUpFailedAdd(env, config, allocation).transform(x -> Future.failedFuture(failure))))
         .map(result -> {
@@ -239,6 +236,29 @@ public final class CniGateway extends VerticleBase {
               env.args().podNamespace(), env.args().podName(), result.firstAddress()));
           return full.toJson(config.cniVersion()).encode();
         });
+  }
+
+  /**
+   * The readiness check and the allocation run side by side (both are bus round trips on
+   * every pod's path); a node found not ready gives the address back and answers 11.
+   */
+  private Future<Allocation> allocateWhenReady(CniEnvironment env, NetworkConfig config, AllocateRequest key) {
+    Future<List<ComponentStatus>> failing = notReady();
+    Future<Allocation> allocated = request(Addresses.ipamAllocate(settings.nodeName()), key, Allocation.class);
+    return Future.join(failing, allocated).transform(both -> {
+      if (failing.result().isEmpty()) {
+        return allocated;
+      }
+      CniError notReady = new CniError(CniError.TRY_AGAIN_LATER, "node " + settings.nodeName()
+          + " is not ready for pods yet: " + describe(failing.result()));
+      Future<Object> givenBack = allocated.failed() ? Future.succeededFuture() : request(
+          Addresses.ipamRelease(settings.nodeName()), new ReleaseRequest(config.name(), env.containerId(), env.ifName()),
+          Object.class);
+      return givenBack
+          .onFailure(e -> LOG.log(System.Logger.Level.WARNING, "address of " + env.containerId() + "/" + env.ifName()
+              + " not given back after a not-ready ADD: " + e))
+          .transform(x -> Future.failedFuture(notReady));
+    });
   }
 
   private Future<CniResult> attach(CniEnvironment env, NetworkConfig config, Allocation allocation) {

@@ -305,7 +305,16 @@ class PluginAgainstGatewayTest {
     assertEquals(CniError.TRY_AGAIN_LATER, add.json().getInteger("code"), add.stdout());
     assertFalse(podHasInterface(pod, "eth0"));
 
+    // IPAM can allocate, the tunnel is down: the address IPAM gave while the node was checked is given back.
     ipam.ready = true;
+    tunnelReady = false;
+    PluginClient.Run tunnelDown = client.run(cniEnv("ADD", pod), conf("1.0.0"));
+    assertEquals(CniError.TRY_AGAIN_LATER, tunnelDown.json().getInteger("code"), tunnelDown.stdout());
+    assertTrue(tunnelDown.json().getString("msg").contains("charon not answering"), tunnelDown.stdout());
+    assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"), "a not-ready ADD keeps no address");
+    assertFalse(podHasInterface(pod, "eth0"));
+
+    tunnelReady = true;
     PluginClient.Run ready = client.run(env("CNI_COMMAND", "STATUS"), conf("1.1.0"));
     assertEquals(0, ready.exitCode(), ready.stdout());
     assertEquals("", ready.stdout());
