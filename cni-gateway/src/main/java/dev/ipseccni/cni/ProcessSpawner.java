@@ -199,8 +199,9 @@ public final class ProcessSpawner implements AutoCloseable {
    * parent-death signal fires when the thread that forked it ends, not the JVM.
    */
   private SpawnerProcess start(Path binary) throws IOException, InterruptedException {
+    CompletableFuture<Process> launched = new CompletableFuture<>();
     CompletableFuture<SpawnerProcess> started = new CompletableFuture<>();
-    Thread reader = new Thread(() -> serve(binary, started), BINARY);
+    Thread reader = new Thread(() -> serve(binary, launched, started), BINARY);
     reader.setDaemon(true);
     reader.start();
     try {
@@ -208,12 +209,16 @@ public final class ProcessSpawner implements AutoCloseable {
     } catch (ExecutionException e) {
       throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
     } catch (TimeoutException e) {
-      started.completeExceptionally(e); // serve() then kills the process, if it has one
+      started.completeExceptionally(e);
+      Process silent = launched.getNow(null);
+      if (silent != null) {
+        silent.destroyForcibly(); // its reader then sees the end and leaves
+      }
       throw new IOException(binary + " did not say READY in " + describe(START_TIMEOUT));
     }
   }
 
-  private void serve(Path binary, CompletableFuture<SpawnerProcess> started) {
+  private void serve(Path binary, CompletableFuture<Process> launched, CompletableFuture<SpawnerProcess> started) {
     Process process;
     try {
       process = new ProcessBuilder(binary.toString(), Long.toString(ProcessHandle.current().pid()))
@@ -223,16 +228,19 @@ public final class ProcessSpawner implements AutoCloseable {
       started.completeExceptionally(e);
       return;
     }
+    launched.complete(process);
     SpawnerProcess spawner = new SpawnerProcess(process);
     DataInputStream answers = new DataInputStream(new BufferedInputStream(process.getInputStream(), 1 << 16));
+    boolean serving = false;
     try {
       SpawnerProtocol.Answer ready = SpawnerProtocol.read(answers);
       if (ready.type() != SpawnerProtocol.READY || ready.value() != SpawnerProtocol.VERSION) {
         throw new IOException(binary + " speaks frame type " + ready.type() + ", version " + ready.value()
             + ", not READY version " + SpawnerProtocol.VERSION);
       }
-      if (!started.complete(spawner)) {
-        process.destroyForcibly();
+      serving = started.complete(spawner);
+      if (!serving) {
+        process.destroyForcibly(); // READY came after start() gave up
         return;
       }
       while (true) {
@@ -242,13 +250,13 @@ public final class ProcessSpawner implements AutoCloseable {
           waiting.complete(answer);
         }
       }
-    } catch (IOException e) {
-      if (!started.isDone()) {
+    } catch (IOException | RuntimeException e) {
+      if (!serving) {
         process.destroyForcibly();
         started.completeExceptionally(new IOException(binary + " ended before READY: " + e, e));
         return;
       }
-      spawner.ended(e);
+      spawner.ended(e instanceof IOException io ? io : new IOException(e));
     }
   }
 

@@ -245,6 +245,22 @@ class ProcessSpawnerTest {
   }
 
   @Test
+  void aSpawnerThatNeverSaysReadyIsKilledAndCommandsRunFromTheJvm() throws IOException {
+    Path pid = dir.resolve("pid");
+    Path silent = Files.writeString(dir.resolve("silent"), "#!/bin/sh\necho $$ > " + pid + "\nexec sleep 60\n");
+    Files.setPosixFilePermissions(silent, PosixFilePermissions.fromString("rwx------"));
+    ProcessSpawner fallback = new ProcessSpawner(() -> silent, System.getenv());
+    try {
+      assertEquals("still\n", fallback.run(List.of("echo", "still"), Map.of(), "", LONG).stdout());
+      long silentPid = readPids(pid).get(0);
+      strays.add(silentPid);
+      waitUntil(() -> !running(silentPid), "the silent spawner is killed");
+    } finally {
+      fallback.close();
+    }
+  }
+
+  @Test
   void theShippedSpawnerIsWrittenForTheAgentOnly() throws IOException {
     assertEquals(0, sh("exit 0").exitCode());
     Path written = dir.resolve("spawner");
