@@ -184,6 +184,9 @@ public final class ProcessSpawner implements AutoCloseable {
     current = null;
     try {
       current = start(install.call());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CniError(CniError.INTERNAL, "interrupted while starting " + BINARY);
     } catch (Exception e) {
       direct = true;
       LOG.log(System.Logger.Level.WARNING, "cannot start " + BINARY + " (" + e.getMessage() + "): commands run "
@@ -209,12 +212,20 @@ public final class ProcessSpawner implements AutoCloseable {
     } catch (ExecutionException e) {
       throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
     } catch (TimeoutException e) {
-      started.completeExceptionally(e);
-      Process silent = launched.getNow(null);
-      if (silent != null) {
-        silent.destroyForcibly(); // its reader then sees the end and leaves
-      }
+      abandon(launched, started);
       throw new IOException(binary + " did not say READY in " + describe(START_TIMEOUT));
+    } catch (InterruptedException e) {
+      abandon(launched, started);
+      throw e;
+    }
+  }
+
+  /** A start given up: the process, if there is one, is killed; its reader then sees the end and leaves. */
+  private static void abandon(CompletableFuture<Process> launched, CompletableFuture<SpawnerProcess> started) {
+    started.completeExceptionally(new IOException("start abandoned"));
+    Process process = launched.getNow(null);
+    if (process != null) {
+      process.destroyForcibly();
     }
   }
 
@@ -229,6 +240,10 @@ public final class ProcessSpawner implements AutoCloseable {
       return;
     }
     launched.complete(process);
+    if (started.isDone()) {
+      process.destroyForcibly(); // start() gave up before it could see this process
+      return;
+    }
     SpawnerProcess spawner = new SpawnerProcess(process);
     DataInputStream answers = new DataInputStream(new BufferedInputStream(process.getInputStream(), 1 << 16));
     boolean serving = false;
