@@ -183,7 +183,10 @@ public final class ProcessSpawner implements AutoCloseable {
     }
     current = null;
     try {
-      current = start(install.call());
+      Path binary = install.call();
+      current = start(binary);
+      LOG.log(System.Logger.Level.INFO, "{0} (pid {1}) runs the gateway''s commands, from {2}", BINARY,
+          Long.toString(current.process.pid()), binary);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new CniError(CniError.INTERNAL, "interrupted while starting " + BINARY);
