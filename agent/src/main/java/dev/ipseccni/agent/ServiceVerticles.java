@@ -97,8 +97,8 @@ final class ServiceVerticles {
       // the bridge before the tunnel: charon's routes take their source address from it
       CniGatewaySettings gateway = gatewaySettings();
       CniGateway cni = new CniGateway(gateway, events);
-      verticles.put(Addresses.BRIDGE, new NodeBridgeKeeper(events, new NodeBridge(gateway.bridgeName(), List.of()),
-          gateway.mtu(), cni::replayPendingDeletesNow));
+      verticles.put(Addresses.BRIDGE, new NodeBridgeKeeper(events,
+          new NodeBridge(gateway.bridgeName(), List.of(), cni.spawner()), gateway.mtu(), cni::replayPendingDeletesNow));
       verticles.put(Addresses.CNI_GATEWAY, cni);
       verticles.put("conflist", new ConflistWriter(config.cniConfDir(), gateway,
           new NodeReadiness(vertx, config.nodeName(), NodeReadiness.components(config))));

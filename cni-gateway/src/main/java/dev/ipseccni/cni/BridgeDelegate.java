@@ -4,15 +4,13 @@ import dev.ipseccni.bus.message.Allocation;
 import dev.ipseccni.cni.plugin.PluginProtocol;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The datapath: the reference {@code bridge} plugin, found in CNI_PATH, run with the
@@ -25,9 +23,11 @@ final class BridgeDelegate {
   static final long TIMEOUT_SECONDS = 60;
 
   private final CniGatewaySettings settings;
+  private final ProcessSpawner spawner;
 
-  BridgeDelegate(CniGatewaySettings settings) {
+  BridgeDelegate(CniGatewaySettings settings, ProcessSpawner spawner) {
     this.settings = settings;
+    this.spawner = spawner;
   }
 
   /** The delegate's answer: exit code, stdout (a result or an error), stderr. */
@@ -149,30 +149,7 @@ final class BridgeDelegate {
     return Optional.empty();
   }
 
-  static Outcome run(List<String> argv, Map<String, String> env, String stdin) {
-    ProcessBuilder pb = new ProcessBuilder(argv);
-    pb.environment().keySet().removeIf(k -> k.startsWith("CNI_"));
-    pb.environment().putAll(env);
-    try {
-      Process process = pb.start();
-      try (var in = process.getOutputStream()) {
-        in.write(stdin.getBytes(StandardCharsets.UTF_8));
-      }
-      // The reference plugins write little to stderr, so reading it after stdout cannot block on a full pipe.
-      byte[] out = process.getInputStream().readAllBytes();
-      byte[] err = process.getErrorStream().readAllBytes();
-      if (!process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
-        process.destroyForcibly();
-        throw new CniError(CniError.DATAPATH_FAILED, argv.get(argv.size() - 1) + " did not finish in "
-            + TIMEOUT_SECONDS + " s");
-      }
-      return new Outcome(process.exitValue(), new String(out, StandardCharsets.UTF_8),
-          new String(err, StandardCharsets.UTF_8));
-    } catch (IOException e) {
-      throw new CniError(CniError.IO_FAILURE, "cannot run " + String.join(" ", argv), e.getMessage());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new CniError(CniError.INTERNAL, "interrupted while running " + argv.get(argv.size() - 1));
-    }
+  Outcome run(List<String> argv, Map<String, String> env, String stdin) {
+    return spawner.run(argv, env, stdin, Duration.ofSeconds(TIMEOUT_SECONDS));
   }
 }

@@ -47,6 +47,7 @@ public final class CniGateway extends VerticleBase {
 
   private final CniGatewaySettings settings;
   private final EventPublisher events;
+  private final ProcessSpawner spawner;
   private final BridgeDelegate delegate;
   private final PendingDeleteReplay replay;
   private HttpServer server;
@@ -56,7 +57,9 @@ public final class CniGateway extends VerticleBase {
   public CniGateway(CniGatewaySettings settings, EventPublisher events) {
     this.settings = settings;
     this.events = events;
-    this.delegate = new BridgeDelegate(settings);
+    // beside the socket: the agent's state directory, private to it
+    this.spawner = ProcessSpawner.extractedInto(settings.socketPath().toAbsolutePath().getParent().resolve("spawner"));
+    this.delegate = new BridgeDelegate(settings, spawner);
     this.replay = new PendingDeleteReplay(settings.pendingDelDir());
   }
 
@@ -90,7 +93,16 @@ public final class CniGateway extends VerticleBase {
     serving = false;
     vertx.cancelTimer(replayTimer);
     Future<Void> closed = server == null ? Future.succeededFuture() : server.close();
-    return closed.compose(v -> blocking(() -> Files.deleteIfExists(settings.socketPath())));
+    return closed.compose(v -> blocking(() -> Files.deleteIfExists(settings.socketPath())))
+        .eventually(() -> blocking(() -> {
+          spawner.close();
+          return null;
+        }));
+  }
+
+  /** What runs the gateway's commands; the node's other commands (the bridge's {@code ip}) may share it. */
+  public ProcessSpawner spawner() {
+    return spawner;
   }
 
   /** The socket's directory is 0700, so nobody else can connect in the moment before the socket becomes 0600. */

@@ -1,5 +1,6 @@
 package dev.ipseccni.cni;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -12,14 +13,22 @@ import java.util.Map;
 public final class NodeBridge {
   private final String bridgeName;
   private final List<String> commandPrefix;
+  private final ProcessSpawner spawner;
 
   /**
    * @param commandPrefix what runs {@code ip} in the node's network namespace: empty on a
    *     real node, e.g. [ip, netns, exec, NODE] in the netns lab
+   * @param spawner what runs {@code ip}: the gateway's ({@link CniGateway#spawner()})
    */
-  public NodeBridge(String bridgeName, List<String> commandPrefix) {
+  public NodeBridge(String bridgeName, List<String> commandPrefix, ProcessSpawner spawner) {
     this.bridgeName = bridgeName;
     this.commandPrefix = List.copyOf(commandPrefix);
+    this.spawner = spawner;
+  }
+
+  /** {@code ip} forked from the JVM, without a spawner. */
+  public NodeBridge(String bridgeName, List<String> commandPrefix) {
+    this(bridgeName, commandPrefix, ProcessSpawner.direct());
   }
 
   /** @param gatewayCidr the gateway address with the block's prefix, e.g. 10.128.1.1/24 */
@@ -45,7 +54,7 @@ public final class NodeBridge {
     List<String> argv = new ArrayList<>(commandPrefix);
     argv.add("ip");
     argv.addAll(List.of(args));
-    return BridgeDelegate.run(argv, Map.of(), "");
+    return spawner.run(argv, Map.of(), "", Duration.ofSeconds(BridgeDelegate.TIMEOUT_SECONDS));
   }
 
   private static void must(BridgeDelegate.Outcome outcome, String what) {
