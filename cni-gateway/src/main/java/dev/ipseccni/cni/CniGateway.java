@@ -16,24 +16,22 @@ import dev.ipseccni.cni.plugin.PluginProtocol;
 import dev.ipseccni.cni.plugin.PluginReply;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
-import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.eventbus.ReplyFailure;
-import io.vertx.core.http.HttpServer;
-import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.json.JsonObject;
-import io.vertx.core.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * The node agent's side of the plugin binary: serves CNI calls (spec 1.1.0, answering
@@ -50,7 +48,7 @@ public final class CniGateway extends VerticleBase {
   private final ProcessSpawner spawner;
   private final BridgeDelegate delegate;
   private final PendingDeleteReplay replay;
-  private HttpServer server;
+  private volatile PluginSocketServer server;
   private long replayTimer = -1;
   private boolean serving;
 
@@ -73,13 +71,11 @@ public final class CniGateway extends VerticleBase {
           prepareSocketPath(socket);
           return null;
         }))
-        .compose(v -> vertx.createHttpServer()
-            .requestHandler(this::handle)
-            .listen(SocketAddress.domainSocketAddress(socket.toString())))
-        .compose(listening -> {
-          server = listening;
-          return blocking(() -> Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------")));
-        })
+        .compose(v -> blocking(() -> {
+          server = PluginSocketServer.listen(socket, PluginProtocol.MAX_REQUEST_BYTES, REQUEST_READ_TIMEOUT,
+              task -> context.runOnContext(x -> task.run()), this::handle);
+          return Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+        }))
         .onSuccess(v -> {
           serving = true;
           LOG.log(System.Logger.Level.INFO, "CNI gateway of {0} listening on {1}", settings.nodeName(), socket);
@@ -92,8 +88,13 @@ public final class CniGateway extends VerticleBase {
   public Future<?> stop() {
     serving = false;
     vertx.cancelTimer(replayTimer);
-    Future<Void> closed = server == null ? Future.succeededFuture() : server.close();
-    return closed.compose(v -> blocking(() -> Files.deleteIfExists(settings.socketPath())))
+    PluginSocketServer listening = server;
+    return blocking(() -> {
+          if (listening != null) {
+            listening.close();
+          }
+          return Files.deleteIfExists(settings.socketPath());
+        })
         .eventually(() -> blocking(() -> {
           spawner.close();
           return null;
@@ -119,46 +120,36 @@ public final class CniGateway extends VerticleBase {
         : ComponentStatus.notReady(Addresses.CNI_GATEWAY, "CNI socket " + settings.socketPath() + " not listening"));
   }
 
-  private void handle(HttpServerRequest request) {
-    if (!request.method().name().equals(PluginProtocol.METHOD) || !request.path().equals(PluginProtocol.PATH)) {
-      request.response().setStatusCode(404).end();
+  /** How long a client may take to send its whole request before it is disconnected. */
+  static final java.time.Duration REQUEST_READ_TIMEOUT = java.time.Duration.ofSeconds(30);
+
+  private void handle(PluginSocketServer.Request request, Consumer<PluginSocketServer.Response> respond) {
+    if (!request.method().equals(PluginProtocol.METHOD) || !request.path().equals(PluginProtocol.PATH)) {
+      respond.accept(PluginSocketServer.Response.of(404, "the CNI gateway answers " + PluginProtocol.METHOD + " "
+          + PluginProtocol.PATH + " only"));
       return;
     }
-    // The body is read chunk by chunk and bounded: an oversized one is drained and answered, never buffered whole.
-    Buffer body = Buffer.buffer();
-    long[] received = {0};
-    request.handler(chunk -> {
-      received[0] += chunk.length();
-      if (received[0] <= PluginProtocol.MAX_REQUEST_BYTES) {
-        body.appendBuffer(chunk);
-      }
-    });
-    request.exceptionHandler(e -> LOG.log(System.Logger.Level.WARNING, "CNI request not read: " + e));
-    request.endHandler(end -> {
-      if (received[0] > PluginProtocol.MAX_REQUEST_BYTES) {
-        reply(request, PluginReply.error(latestVersion(), CniError.INVALID_NETWORK_CONFIG, "CNI request of "
-            + received[0] + " bytes is larger than the " + PluginProtocol.MAX_REQUEST_BYTES
-            + " bytes the gateway accepts", "is stdin a network config?"));
-        return;
-      }
-      PluginCall call;
-      try {
-        call = PluginCall.fromJson(body.toString(StandardCharsets.UTF_8));
-      } catch (IllegalArgumentException e) {
-        request.response().setStatusCode(400).end(e.getMessage());
-        return;
-      }
-      serve(call).onComplete(done -> reply(request, done.succeeded() ? done.result()
-          : PluginReply.error(latestVersion(), CniError.INTERNAL, "internal error in the CNI gateway",
-              String.valueOf(done.cause()))));
-    });
+    if (request.oversize() > 0) {
+      respond.accept(reply(PluginReply.error(latestVersion(), CniError.INVALID_NETWORK_CONFIG, "CNI request of "
+          + request.oversize() + " bytes is larger than the " + PluginProtocol.MAX_REQUEST_BYTES
+          + " bytes the gateway accepts", "is stdin a network config?")));
+      return;
+    }
+    PluginCall call;
+    try {
+      call = PluginCall.fromJson(new String(request.body(), StandardCharsets.UTF_8));
+    } catch (IllegalArgumentException e) {
+      respond.accept(PluginSocketServer.Response.of(400, String.valueOf(e.getMessage())));
+      return;
+    }
+    serve(call).onComplete(done -> respond.accept(reply(done.succeeded() ? done.result()
+        : PluginReply.error(latestVersion(), CniError.INTERNAL, "internal error in the CNI gateway",
+            String.valueOf(done.cause())))));
   }
 
-  private static void reply(HttpServerRequest request, PluginReply reply) {
-    request.response()
-        .putHeader(PluginProtocol.EXIT_CODE_HEADER, Integer.toString(reply.exitCode()))
-        .putHeader("Content-Type", "application/json")
-        .end(reply.stdout());
+  private static PluginSocketServer.Response reply(PluginReply reply) {
+    return new PluginSocketServer.Response(200, Map.of(PluginProtocol.EXIT_CODE_HEADER,
+        Integer.toString(reply.exitCode()), "Content-Type", PluginProtocol.CONTENT_TYPE), reply.stdout());
   }
 
   private static String latestVersion() {
