@@ -73,12 +73,12 @@ public record AgentConfig(
   }
 
   /**
-   * How often the services renew, reconcile and check, and how long a silent node keeps
-   * its block.
+   * How often the services renew, reconcile and check, how long a silent node keeps its
+   * block, and how long IPAM collects allocations before writing them to the address mirror.
    */
   public record Timings(java.time.Duration leaseRenew, java.time.Duration leaseGrace,
                         java.time.Duration tunnelReconcile, java.time.Duration firewallCheck,
-                        java.time.Duration secretGrace) {}
+                        java.time.Duration secretGrace, java.time.Duration ipamMirrorDelay) {}
 
   public boolean runs(String service) {
     return services.contains(service);
@@ -258,6 +258,11 @@ public record AgentConfig(
       r.problem("ipam.leaseGraceSeconds: " + grace + " must be at least three renewals (" + 3 * renew
           + "), or a live node could lose its block");
     }
+    int mirrorDelay = r.integer("ipam.mirrorDelayMillis", 500);
+    if (mirrorDelay < 1 || mirrorDelay > 60_000) {
+      r.problem("ipam.mirrorDelayMillis: " + mirrorDelay + " is outside 1..60000 (a longer delay leaves the cluster's"
+          + " address mirror, and its duplicate check, that far behind)");
+    }
     int reconcile = r.integer("charon.reconcileSeconds", 10);
     if (reconcile < 1) {
       r.problem("charon.reconcileSeconds: " + reconcile + " must be at least 1");
@@ -281,7 +286,7 @@ public record AgentConfig(
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),
         new Timings(java.time.Duration.ofSeconds(renew), java.time.Duration.ofSeconds(grace),
             java.time.Duration.ofSeconds(reconcile), java.time.Duration.ofSeconds(check),
-            java.time.Duration.ofSeconds(secretGrace)));
+            java.time.Duration.ofSeconds(secretGrace), java.time.Duration.ofMillis(mirrorDelay)));
   }
 
   /**

@@ -49,7 +49,8 @@ final class ServiceVerticles {
         .withNetwork(n.clusterCidr(), n.blockPrefixLength())
         .withJournalDir(config.stateDir().resolve("ipam"))
         .withTimings(config.timings().leaseRenew(), config.timings().leaseGrace(),
-            IpamSettings.DEFAULT_CLAIM_RETRY);
+            IpamSettings.DEFAULT_CLAIM_RETRY)
+        .withMirrorDelay(config.timings().ipamMirrorDelay());
     return n.preferredBlock().map(s::withPreferredBlock).orElse(s);
   }
 

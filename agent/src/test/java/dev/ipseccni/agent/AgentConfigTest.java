@@ -175,12 +175,26 @@ class AgentConfigTest {
   }
 
   @Test
+  void mirrorDelayDefaultsToHalfASecondAndIsBounded() throws Exception {
+    assertEquals(java.time.Duration.ofMillis(500), new ServiceVerticles(
+        parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"}")).ipamSettings().mirrorDelay());
+    for (int bad : new int[] {0, 60_001}) {
+      List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"mirrorDelayMillis\":"
+          + bad + "}}");
+      assertEquals(1, p.size(), p.toString());
+      assertTrue(p.get(0).startsWith("ipam.mirrorDelayMillis: " + bad + " is outside 1..60000"), p.get(0));
+    }
+  }
+
+  @Test
   void timingsReachTheServices() throws Exception {
     AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseRenewSeconds\":2,"
-        + "\"leaseGraceSeconds\":6},\"charon\":{\"reconcileSeconds\":3},\"firewall\":{\"checkSeconds\":4}}");
+        + "\"leaseGraceSeconds\":6,\"mirrorDelayMillis\":7},\"charon\":{\"reconcileSeconds\":3},"
+        + "\"firewall\":{\"checkSeconds\":4}}");
     ServiceVerticles services = new ServiceVerticles(c);
     assertEquals(java.time.Duration.ofSeconds(6), services.ipamSettings().gracePeriod());
     assertEquals(java.time.Duration.ofSeconds(2), services.ipamSettings().renewInterval());
+    assertEquals(java.time.Duration.ofMillis(7), services.ipamSettings().mirrorDelay());
     assertEquals(java.time.Duration.ofSeconds(3), services.tunnelSettings().reconcileInterval());
     assertEquals(java.time.Duration.ofSeconds(4), services.firewallSettings().checkInterval());
     assertEquals("ipsec-cni", services.gatewaySettings().networkName());

@@ -21,6 +21,7 @@ import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.ReleaseRequest;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.WorkerExecutor;
 import io.vertx.core.eventbus.EventBus;
@@ -28,24 +29,28 @@ import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The IPAM service of one node. On start it replays the allocation journal, then claims
  * (or takes back) its block lease, retrying until a majority of the cluster is present;
  * until both are done ADD fails with "try again later". It renews the lease, removes
  * leases that expired, answers allocate / release / check / gc for this node's pods, and
- * mirrors allocations to the cluster off the ADD path.
+ * mirrors allocations to the cluster off the ADD path, in batches.
  *
  * <p>Deploy with {@code vertx.deployVerticle(new IpamService(settings, events, hazelcast))};
  * the Hazelcast config must have been customised with {@link BlockLeases#configure}.
  */
 public final class IpamService extends VerticleBase {
   private static final System.Logger LOG = System.getLogger(IpamService.class.getName());
+  /** How long stop() waits for the address mirror's last batch (an agent on SIGTERM has ~30 s). */
+  private static final Duration STOP_FLUSH_LIMIT = Duration.ofSeconds(5);
 
   private final IpamSettings settings;
   private final EventPublisher events;
@@ -55,6 +60,17 @@ public final class IpamService extends VerticleBase {
   private IMap<String, String> addressMirror;
   private WorkerExecutor mirrorQueue;
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
+  /** Mirror operations not written yet, by bare address (event loop only, as the flush state below). */
+  private final Map<String, MirrorOp> pendingMirror = new HashMap<>();
+  private boolean resyncPending;
+  /** Resyncs asked for so far: a failed batch taken before the latest one is not retried. */
+  private long mirrorGeneration;
+  private long mirrorTimer = -1;
+  private boolean flushing;
+  private Future<Void> mirrorFlight = Future.succeededFuture();
+  /** The last failure of a batch, until a batch is written again (to warn once, not per attempt). */
+  private String mirrorFailure;
+  private final AtomicLong mirrorFlushes = new AtomicLong();
 
   private volatile NodeAllocations allocations;
   private volatile NodeBlockLease lease;
@@ -113,6 +129,7 @@ public final class IpamService extends VerticleBase {
           held.close();
           return null;
         }, false))
+        .eventually(this::drainMirror)
         .eventually(() -> mirrorQueue.close());
   }
 
@@ -423,41 +440,195 @@ public final class IpamService extends VerticleBase {
   }
 
   // ---- the cluster mirror of allocations (inspection and duplicate detection) ----
+  //
+  // Allocations and releases are not written one by one: each is recorded under its bare
+  // address (the last one for an address wins) and the lot is written settings.mirrorDelay()
+  // later as one batch, so the mirror's cluster calls do not compete with the datapath
+  // set-up of the pod that was just answered, and a burst of ADDs costs a few batches
+  // instead of one put each. The pending operations and the flush state are touched on the
+  // event loop only; a batch is written on mirrorQueue, one batch at a time.
 
   private void mirrorAllocated(Allocation allocation) {
-    String json = mirrorJson(allocation);
-    mirrorQueue.executeBlocking(() -> {
-      String previous = addressMirror.put(bareAddress(allocation), json);
-      if (previous != null && !previous.equals(json)) {
-        MirroredAllocation other = JsonRecordCodec.fromJson(previous.getBytes(StandardCharsets.UTF_8),
-            MirroredAllocation.class);
-        if (!other.node().equals(node)) {
-          LOG.log(Level.ERROR, "duplicate pod address {0}: allocated on node {1} and on node {2}",
-              allocation.address(), other.node(), node);
-        }
-      }
-      return null;
-    }, true).onFailure(e -> LOG.log(Level.WARNING, "node {0}: mirror of {1} failed: {2}", node,
-        allocation.address(), e.toString()));
+    recordMirror(new MirrorOp(allocation, mirrorJson(allocation), true));
   }
 
   private void mirrorReleased(Allocation allocation) {
-    String json = mirrorJson(allocation);
-    mirrorQueue.executeBlocking(() -> addressMirror.remove(bareAddress(allocation), json), true)
-        .onFailure(e -> LOG.log(Level.WARNING, "node {0}: mirror release of {1} failed: {2}", node,
-            allocation.address(), e.toString()));
+    recordMirror(new MirrorOp(allocation, mirrorJson(allocation), false));
   }
 
-  /** After (re)claiming: the cluster's copy of this node's allocations becomes exactly the journal's. */
+  private void recordMirror(MirrorOp op) {
+    pendingMirror.put(bareAddress(op.allocation()), op);
+    armMirrorTimer();
+  }
+
+  /**
+   * After (re)claiming: the cluster's copy of this node's allocations becomes exactly the
+   * journal's. What is pending now is in the journal too, so it is dropped here; a batch
+   * already in flight is written before the resync, one that fails is not retried.
+   */
   private void resyncMirror() {
-    mirrorQueue.executeBlocking(() -> {
+    pendingMirror.clear();
+    resyncPending = true;
+    mirrorGeneration++;
+    if (!flushing) {
+      flushMirror();
+    }
+  }
+
+  private void armMirrorTimer() {
+    // stop() writes what is left itself; while a batch is in flight its end arms the timer
+    if (mirrorTimer >= 0 || flushing || stopping) {
+      return;
+    }
+    mirrorTimer = vertx.setTimer(settings.mirrorDelay().toMillis(), id -> {
+      mirrorTimer = -1;
+      flushMirror();
+    });
+  }
+
+  /**
+   * Writes what is pending as one batch, after the batch in flight if there is one. The
+   * future fails when the batch could not be written; its operations are pending again then.
+   */
+  private Future<Void> flushMirror() {
+    if (flushing) {
+      return mirrorFlight;
+    }
+    if (pendingMirror.isEmpty() && !resyncPending) {
+      return Future.succeededFuture();
+    }
+    MirrorBatch batch = new MirrorBatch(mirrorGeneration, resyncPending, new HashMap<>(pendingMirror));
+    pendingMirror.clear();
+    resyncPending = false;
+    flushing = true;
+    Promise<Void> written = Promise.promise();
+    mirrorFlight = written.future();
+    mirrorQueue.executeBlocking(() -> writeMirror(batch), true).onComplete(result -> {
+      flushing = false;
+      if (result.succeeded()) {
+        mirrorWritten();
+        if (resyncPending) {
+          flushMirror(); // a resync asked for while this batch was in flight
+        } else if (!pendingMirror.isEmpty()) {
+          armMirrorTimer();
+        }
+        written.complete();
+      } else {
+        mirrorFailed(batch, result.cause());
+        if (!pendingMirror.isEmpty() || resyncPending) {
+          armMirrorTimer(); // the next attempt after the delay, never at once
+        }
+        written.fail(result.cause());
+      }
+    });
+    return mirrorFlight;
+  }
+
+  /** Blocking, on mirrorQueue. */
+  private Void writeMirror(MirrorBatch batch) {
+    if (batch.resync()) {
       Map<String, String> ours = new HashMap<>();
       allocations.all().forEach(a -> ours.put(bareAddress(a), mirrorJson(a)));
       addressMirror.removeAll(new HeldByNode(node));
       addressMirror.putAll(ours);
-      return null;
-    }, true).onFailure(e -> LOG.log(Level.WARNING, "node {0}: mirror resync failed: {1}", node, e.toString()));
+    }
+    Map<String, MirrorOp> puts = new HashMap<>();
+    Map<String, MirrorOp> removes = new HashMap<>();
+    batch.ops().forEach((address, op) -> (op.put() ? puts : removes).put(address, op));
+    if (!puts.isEmpty()) {
+      Map<String, String> previous = addressMirror.getAll(puts.keySet());
+      previous.forEach((address, json) -> reportDuplicate(puts.get(address), json));
+      Map<String, String> values = new HashMap<>();
+      puts.forEach((address, op) -> values.put(address, op.json()));
+      addressMirror.putAll(values);
+    }
+    // Only while it is still this allocation's entry: never another node's.
+    removes.forEach((address, op) -> addressMirror.remove(address, op.json()));
+    mirrorFlushes.incrementAndGet();
+    return null;
   }
+
+  private void reportDuplicate(MirrorOp put, String previous) {
+    if (previous == null || previous.equals(put.json())) {
+      return;
+    }
+    MirroredAllocation other = JsonRecordCodec.fromJson(previous.getBytes(StandardCharsets.UTF_8),
+        MirroredAllocation.class);
+    if (!other.node().equals(node)) {
+      LOG.log(Level.ERROR, "duplicate pod address {0}: allocated on node {1} and on node {2}",
+          put.allocation().address(), other.node(), node);
+    }
+  }
+
+  private void mirrorWritten() {
+    if (mirrorFailure != null) {
+      LOG.log(Level.INFO, "node {0}: address mirror written again", node);
+      mirrorFailure = null;
+    }
+  }
+
+  /** The batch goes back under what was recorded since, unless a resync will rewrite it all anyway. */
+  private void mirrorFailed(MirrorBatch batch, Throwable cause) {
+    String reason = cause.toString();
+    boolean superseded = batch.generation() != mirrorGeneration;
+    // One warning per kind of failure, not one per attempt: a cluster away for an hour would
+    // otherwise log twice a second.
+    Level level = reason.equals(mirrorFailure) ? Level.DEBUG : Level.WARNING;
+    mirrorFailure = reason;
+    LOG.log(level, "node {0}: mirror of {1} addresses{2} failed ({3}): {4}", node, batch.ops().size(),
+        batch.resync() ? " and resync" : "", superseded ? "a resync follows" : "kept for the next attempt", reason);
+    if (superseded) {
+      return;
+    }
+    batch.ops().forEach(pendingMirror::putIfAbsent);
+    resyncPending |= batch.resync();
+  }
+
+  /** At stop: the batch in flight, then what is left, within {@link #STOP_FLUSH_LIMIT}. */
+  private Future<Void> drainMirror() {
+    if (mirrorTimer >= 0) {
+      vertx.cancelTimer(mirrorTimer);
+      mirrorTimer = -1;
+    }
+    Promise<Void> drained = Promise.promise();
+    long limit = vertx.setTimer(STOP_FLUSH_LIMIT.toMillis(), id -> drained.tryFail(
+        "not done within " + STOP_FLUSH_LIMIT.toMillis() + " ms"));
+    flushEverything().onComplete(result -> {
+      vertx.cancelTimer(limit);
+      if (result.succeeded()) {
+        drained.tryComplete();
+      } else {
+        drained.tryFail(result.cause());
+      }
+    });
+    return drained.future().recover(e -> {
+      LOG.log(Level.WARNING, "node {0}: {1} address mirror updates not written at stop: {2}", node,
+          pendingMirror.size(), e.toString());
+      return Future.succeededFuture();
+    });
+  }
+
+  /** Until nothing is pending; ends at the first failure (whose operations are pending again then). */
+  private Future<Void> flushEverything() {
+    if (flushing) {
+      return mirrorFlight.transform(ignored -> flushEverything());
+    }
+    if (pendingMirror.isEmpty() && !resyncPending) {
+      return Future.succeededFuture();
+    }
+    return flushMirror().compose(v -> flushEverything());
+  }
+
+  /** Batches written to the cluster's address mirror so far (for tests). */
+  long mirrorFlushes() {
+    return mirrorFlushes.get();
+  }
+
+  /** What the mirror is to do for one address: put the JSON, or remove it while it is still this JSON. */
+  private record MirrorOp(Allocation allocation, String json, boolean put) {}
+
+  /** @param generation the resync count when the batch was taken */
+  private record MirrorBatch(long generation, boolean resync, Map<String, MirrorOp> ops) {}
 
   private String mirrorJson(Allocation allocation) {
     return new String(JsonRecordCodec.toJson(new MirroredAllocation(node, allocation)), StandardCharsets.UTF_8);

@@ -23,11 +23,13 @@ import java.util.Optional;
  * @param claimRetryInterval how often a claim is retried while no majority is present
  * @param expectedMembers cluster size; claims need a majority of it
  * @param compactAfterRecords the journal is rewritten after this many records (and at twice the live count)
+ * @param mirrorDelay how long allocations and releases are collected before they are written to the cluster's
+ *     address mirror as one batch (the mirror is for inspection and duplicate detection, not on the ADD path)
  */
 public record IpamSettings(String nodeName, String underlayAddress, String network, String clusterCidr,
                            int blockPrefixLength, Optional<String> preferredBlock, Path journalDir,
                            Duration renewInterval, Duration gracePeriod, Duration claimRetryInterval,
-                           int expectedMembers, int compactAfterRecords) {
+                           int expectedMembers, int compactAfterRecords, Duration mirrorDelay) {
 
   public static final String DEFAULT_CLUSTER_CIDR = "10.128.0.0/16";
   public static final int DEFAULT_BLOCK_PREFIX_LENGTH = 24;
@@ -36,6 +38,7 @@ public record IpamSettings(String nodeName, String underlayAddress, String netwo
   public static final Duration DEFAULT_GRACE_PERIOD = Duration.ofMinutes(10);
   public static final Duration DEFAULT_CLAIM_RETRY = Duration.ofSeconds(1);
   public static final int DEFAULT_COMPACT_AFTER_RECORDS = 10_000;
+  public static final Duration DEFAULT_MIRROR_DELAY = Duration.ofMillis(500);
 
   public IpamSettings {
     Objects.requireNonNull(nodeName, "nodeName");
@@ -47,40 +50,49 @@ public record IpamSettings(String nodeName, String underlayAddress, String netwo
     Objects.requireNonNull(renewInterval, "renewInterval");
     Objects.requireNonNull(gracePeriod, "gracePeriod");
     Objects.requireNonNull(claimRetryInterval, "claimRetryInterval");
+    Objects.requireNonNull(mirrorDelay, "mirrorDelay");
   }
 
   /** The defaults of every value but the node's own. */
   public static IpamSettings defaults(String nodeName, String underlayAddress, String network, int expectedMembers) {
     return new IpamSettings(nodeName, underlayAddress, network, DEFAULT_CLUSTER_CIDR, DEFAULT_BLOCK_PREFIX_LENGTH,
         Optional.empty(), DEFAULT_JOURNAL_DIR, DEFAULT_RENEW_INTERVAL, DEFAULT_GRACE_PERIOD, DEFAULT_CLAIM_RETRY,
-        expectedMembers, DEFAULT_COMPACT_AFTER_RECORDS);
+        expectedMembers, DEFAULT_COMPACT_AFTER_RECORDS, DEFAULT_MIRROR_DELAY);
   }
 
   public IpamSettings withPreferredBlock(String block) {
     return new IpamSettings(nodeName, underlayAddress, network, clusterCidr, blockPrefixLength,
         Optional.of(block), journalDir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers,
-        compactAfterRecords);
+        compactAfterRecords, mirrorDelay);
   }
 
   public IpamSettings withJournalDir(Path dir) {
     return new IpamSettings(nodeName, underlayAddress, network, clusterCidr, blockPrefixLength,
-        preferredBlock, dir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers, compactAfterRecords);
+        preferredBlock, dir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers, compactAfterRecords,
+        mirrorDelay);
   }
 
   public IpamSettings withTimings(Duration renew, Duration grace, Duration claimRetry) {
     return new IpamSettings(nodeName, underlayAddress, network, clusterCidr, blockPrefixLength,
-        preferredBlock, journalDir, renew, grace, claimRetry, expectedMembers, compactAfterRecords);
+        preferredBlock, journalDir, renew, grace, claimRetry, expectedMembers, compactAfterRecords, mirrorDelay);
   }
 
   public IpamSettings withNetwork(String cidr, int blockLength) {
     return new IpamSettings(nodeName, underlayAddress, network, cidr, blockLength,
         preferredBlock, journalDir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers,
-        compactAfterRecords);
+        compactAfterRecords, mirrorDelay);
   }
 
   public IpamSettings withCompactAfterRecords(int records) {
     return new IpamSettings(nodeName, underlayAddress, network, clusterCidr, blockPrefixLength,
-        preferredBlock, journalDir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers, records);
+        preferredBlock, journalDir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers, records,
+        mirrorDelay);
+  }
+
+  public IpamSettings withMirrorDelay(Duration delay) {
+    return new IpamSettings(nodeName, underlayAddress, network, clusterCidr, blockPrefixLength,
+        preferredBlock, journalDir, renewInterval, gracePeriod, claimRetryInterval, expectedMembers,
+        compactAfterRecords, delay);
   }
 
   /** The cut of the cluster CIDR; call only on settings without {@link #validate() errors}. */
@@ -146,6 +158,9 @@ public record IpamSettings(String nodeName, String underlayAddress, String netwo
     }
     if (compactAfterRecords < 1) {
       errors.add("journal compaction threshold: must be at least 1, not " + compactAfterRecords);
+    }
+    if (mirrorDelay.toMillis() < 1) {
+      errors.add("address mirror delay: must be at least 1 ms, not " + mirrorDelay);
     }
     return errors;
   }

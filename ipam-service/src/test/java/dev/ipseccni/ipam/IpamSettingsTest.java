@@ -22,11 +22,20 @@ class IpamSettingsTest {
   void eachBadValueIsReportedOnItsOwnLine() {
     IpamSettings bad = new IpamSettings("", "not-an-ip", "net", "10.128.0.0/16", 24,
         java.util.Optional.of("10.129.1.0/24"), Path.of("relative"), Duration.ofSeconds(30),
-        Duration.ofSeconds(40), Duration.ofSeconds(1), 0, 100);
+        Duration.ofSeconds(40), Duration.ofSeconds(1), 0, 100, Duration.ZERO);
     List<String> errors = bad.validate();
-    assertEquals(6, errors.size(), String.join("\n", errors));
+    assertEquals(7, errors.size(), String.join("\n", errors));
     assertTrue(errors.stream().anyMatch(e -> e.contains("preferredBlock") && e.contains("10.129.1.0/24")));
     assertTrue(errors.stream().anyMatch(e -> e.contains("grace period")));
+    assertTrue(errors.stream().anyMatch(e -> e.contains("mirror delay") && e.contains("PT0S")));
+  }
+
+  @Test
+  void mirrorDelayDefaultsToHalfASecondAndMustBeAtLeastAMillisecond() {
+    assertEquals(Duration.ofMillis(500), good.mirrorDelay());
+    assertEquals(List.of(), good.withMirrorDelay(Duration.ofMillis(1)).validate());
+    assertEquals(List.of("address mirror delay: must be at least 1 ms, not PT0.0005S"),
+        good.withMirrorDelay(Duration.ofNanos(500_000)).validate());
   }
 
   @Test
