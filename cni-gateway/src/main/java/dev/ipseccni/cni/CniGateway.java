@@ -246,8 +246,9 @@ public final class CniGateway extends VerticleBase {
    * every pod's path); a node found not ready gives the address back and answers 11.
    */
   private Future<Allocation> allocateWhenReady(CniEnvironment env, NetworkConfig config, AllocateRequest key) {
-    Future<List<ComponentStatus>> failing = notReady();
+    // The allocation (a journal write on disk) is the longer of the two: it is sent first.
     Future<Allocation> allocated = request(Addresses.ipamAllocate(settings.nodeName()), key, Allocation.class);
+    Future<List<ComponentStatus>> failing = notReady();
     return Future.join(failing, allocated).transform(both -> {
       if (failing.result().isEmpty()) {
         return allocated;
