@@ -4,12 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.ipseccni.cni.plugin.PluginProtocol;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
@@ -17,12 +13,7 @@ import org.junit.jupiter.api.Test;
 class PluginProtocolHeaderTest {
   @Test
   void cHeaderMirrorsTheJavaDefinition() throws IOException {
-    Path header = Path.of(System.getProperty("ipsecCni.cSourceDir", "src/main/c"), "protocol.h");
-    Map<String, String> defines = new HashMap<>();
-    Matcher m = Pattern.compile("(?m)^#define (PROTO_\\w+) (.+)$").matcher(Files.readString(header));
-    while (m.find()) {
-      defines.put(m.group(1), m.group(2).strip());
-    }
+    Map<String, String> defines = CHeader.defines("protocol.h", "PROTO_");
     Map<String, String> expected = new HashMap<>();
     expected.put("PROTO_PATH", q(PluginProtocol.PATH));
     expected.put("PROTO_METHOD", q(PluginProtocol.METHOD));

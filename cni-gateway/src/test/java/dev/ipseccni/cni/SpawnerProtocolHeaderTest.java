@@ -3,24 +3,15 @@ package dev.ipseccni.cni;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /** The spawner's spawner.h says what SpawnerProtocol says: one framing, two ends. */
 class SpawnerProtocolHeaderTest {
   @Test
   void cHeaderMirrorsTheJavaDefinition() throws IOException {
-    Path header = Path.of(System.getProperty("ipsecCni.cSourceDir", "src/main/c"), "spawner.h");
-    Map<String, String> defines = new HashMap<>();
-    Matcher m = Pattern.compile("(?m)^#define (SPAWN_\\w+) (.+)$").matcher(Files.readString(header));
-    while (m.find()) {
-      defines.put(m.group(1), m.group(2).strip());
-    }
+    Map<String, String> defines = CHeader.defines("spawner.h", "SPAWN_");
     Map<String, String> expected = new HashMap<>();
     expected.put("SPAWN_VERSION", Integer.toString(SpawnerProtocol.VERSION));
     expected.put("SPAWN_RUN", Integer.toString(SpawnerProtocol.RUN));
