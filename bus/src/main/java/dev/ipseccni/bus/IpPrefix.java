@@ -69,7 +69,8 @@ public record IpPrefix(BigInteger network, int prefixLength, int bits) {
       byte[] raw = new byte[4];
       for (int i = 0; i < 4; i++) {
         int octet = Integer.parseInt(octets[i]);
-        if (octet > 255) {
+        // 010 is 10 to some parsers and 8 (octal) to others; Go's, which the reference plugins use, refuses it.
+        if (octet > 255 || (octets[i].length() > 1 && octets[i].startsWith("0"))) {
           throw new IllegalArgumentException("'" + literal + "' is not an IP address literal");
         }
         raw[i] = (byte) octet;
