@@ -111,7 +111,7 @@ final class BridgeDelegate {
         .put("isGateway", true)
         .put("mtu", config.mtu().orElse(settings.mtu()))
         .put("ipam", ipam);
-    config.runtimeConfig("mac").ifPresent(mac -> conf.put("runtimeConfig", new JsonObject().put("mac", mac)));
+    config.runtimeConfig(Conflist.MAC_CAPABILITY).ifPresent(mac -> conf.put("runtimeConfig", new JsonObject().put("mac", mac)));
     return conf;
   }
 

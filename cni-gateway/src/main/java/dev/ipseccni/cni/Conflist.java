@@ -26,6 +26,8 @@ public final class Conflist {
   public static final String PLUGIN_TYPE = "ipsec-cni";
   /** The runtime's requested pod address ({@code runtimeConfig.ips}), see {@link RequestedAddress}. */
   public static final String IPS_CAPABILITY = "ips";
+  /** The runtime's requested MAC address of the pod interface ({@code runtimeConfig.mac}, podman --mac-address), passed to bridge. */
+  public static final String MAC_CAPABILITY = "mac";
 
   private Conflist() {}
 
@@ -35,7 +37,7 @@ public final class Conflist {
         .put(PluginProtocol.SOCKET_KEY, settings.socketPath().toString())
         .put("mtu", settings.mtu())
         // libcni passes runtimeConfig entries only for the capabilities a plugin declares.
-        .put("capabilities", new JsonObject().put(IPS_CAPABILITY, true));
+        .put("capabilities", new JsonObject().put(IPS_CAPABILITY, true).put(MAC_CAPABILITY, true));
     return new JsonObject()
         .put("cniVersion", settings.conflistVersion())
         .put("name", settings.networkName())

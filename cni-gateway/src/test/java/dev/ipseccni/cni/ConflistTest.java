@@ -26,7 +26,7 @@ class ConflistTest {
     assertEquals(CniGatewaySettings.DEFAULT_NETWORK, json.getString("name"));
     assertEquals(new JsonArray().add(new JsonObject().put("type", "ipsec-cni")
         .put(PluginProtocol.SOCKET_KEY, "/run/cg-n1/cni.sock").put("mtu", 1380)
-        .put("capabilities", new JsonObject().put("ips", true))), json.getJsonArray("plugins"));
+        .put("capabilities", new JsonObject().put("ips", true).put("mac", true))), json.getJsonArray("plugins"));
     try (Stream<Path> files = Files.list(confDir)) {
       assertEquals(List.of(written), files.toList());
     }

@@ -515,6 +515,21 @@ class PluginAgainstGatewayTest {
     assertFalse(ipam.holds(NETWORK, pod.id(), "eth0"));
   }
 
+  /** The conflist declares the mac capability, so libcni passes podman's --mac-address on; bridge sets it. */
+  @ParameterizedTest
+  @EnumSource(PluginClient.class)
+  void aRuntimeConfigMacIsThePodInterfacesMac(PluginClient client) {
+    Pod pod = newPod(client);
+    String mac = "0a:58:0a:80:01:" + (client == PluginClient.C ? "c1" : "a1");
+    String config = new JsonObject(conf("1.0.0")).put("runtimeConfig", new JsonObject().put("mac", mac)).encode();
+    PluginClient.Run add = client.run(cniEnv("ADD", pod), config);
+    assertEquals(0, add.exitCode(), add.stdout());
+    JsonObject podSide = add.json().getJsonArray("interfaces").getJsonObject(2);
+    assertEquals(mac, podSide.getString("mac"));
+    assertTrue(NetnsLab.sh("ip", "-n", pod.name(), "link", "show", "dev", "eth0").contains("link/ether " + mac));
+    assertEquals(0, client.run(cniEnv("DEL", pod), config).exitCode());
+  }
+
   // ---- the delegate's IPAM ----
 
   static Stream<org.junit.jupiter.params.provider.Arguments> clientsAndVersions() {
