@@ -110,8 +110,10 @@ class LabScriptTest {
     JsonNode result = LabHarness.JSON.readTree(lab.lab("pod", "add", "1", "web", "--conf", nat.toString()).stdout());
     String web = result.path("ips").path(0).path("address").asText();
     assertTrue(web.startsWith("10.128.1."), "address from node1's block: " + result);
-    lab.lab("pod", "add", "1", "db", "--conf", plain.toString());
+    // --ip asks for an address as podman --ip does (CNI_ARGS IP=), which host-local honours.
+    lab.lab("pod", "add", "1", "db", "--conf", plain.toString(), "--ip", "10.128.1.77");
     String db = lab.lab("pod", "addr", "db").stdout().trim();
+    assertEquals("10.128.1.77", db);
     assertNotEquals(web.split("/")[0], db);
     assertTrue(lab.namespaces().containsAll(List.of("lab-pod-web", "lab-pod-db")));
 
