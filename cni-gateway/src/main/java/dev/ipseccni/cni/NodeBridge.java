@@ -39,9 +39,24 @@ public final class NodeBridge {
         throw new CniError(CniError.DATAPATH_FAILED, "cannot create bridge " + bridgeName, added.stderr().strip());
       }
     }
+    // A bridge whose MAC was never set takes the lowest MAC of its ports, and changes it as pods
+    // come and go: a pod would keep sending to a gateway MAC that is gone until its ARP entry
+    // expires. Setting the address it has pins it (the reference bridge plugin does the same
+    // for the bridges it creates).
+    must(ip("link", "set", "dev", bridgeName, "address", macOf(bridgeName)), "pin the MAC of " + bridgeName);
     must(ip("link", "set", "dev", bridgeName, "mtu", Integer.toString(mtu), "up"), "bring up " + bridgeName);
     // replace, not add: a second start must not fail on the address it set the first time.
     must(ip("addr", "replace", gatewayCidr, "dev", bridgeName), "give " + bridgeName + " " + gatewayCidr);
+  }
+
+  private String macOf(String link) {
+    BridgeDelegate.Outcome show = ip("-o", "link", "show", "dev", link);
+    java.util.regex.Matcher mac = java.util.regex.Pattern.compile("link/ether ([0-9a-f]{2}(?::[0-9a-f]{2}){5})")
+        .matcher(show.stdout());
+    if (!show.ok() || !mac.find()) {
+      throw new CniError(CniError.DATAPATH_FAILED, "cannot read the MAC of " + link, show.stderr().strip());
+    }
+    return mac.group(1);
   }
 
   /** True when the bridge exists and carries the address (for readiness reports). */

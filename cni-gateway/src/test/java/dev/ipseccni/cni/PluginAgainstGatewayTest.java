@@ -376,6 +376,22 @@ class PluginAgainstGatewayTest {
     assertFalse(new NodeBridge("cni0", lab.inNode()).carries("10.128.9.1/24"));
   }
 
+  /** Pods cache the gateway's MAC: a port with a lower MAC joining must not change the bridge's. */
+  @Test
+  void theNodeBridgeKeepsItsMacWhenAPortWithALowerOneJoins() {
+    String before = NetnsLab.sh("ip", "-n", lab.node, "-o", "link", "show", "dev", "cni0");
+    String mac = before.replaceAll("(?s).*link/ether (\\S+).*", "$1");
+    NetnsLab.must("ip", "-n", lab.node, "link", "add", "cg-lowmac", "type", "veth", "peer", "name", "cg-lowmac-p");
+    try {
+      NetnsLab.must("ip", "-n", lab.node, "link", "set", "cg-lowmac", "address", "00:00:00:00:00:01");
+      NetnsLab.must("ip", "-n", lab.node, "link", "set", "cg-lowmac", "master", "cni0", "up");
+      String after = NetnsLab.sh("ip", "-n", lab.node, "-o", "link", "show", "dev", "cni0");
+      assertTrue(after.contains("link/ether " + mac + " "), "cni0 was " + mac + ", now: " + after);
+    } finally {
+      NetnsLab.run("ip", "-n", lab.node, "link", "delete", "cg-lowmac");
+    }
+  }
+
   // ---- requested addresses ----
 
   Map<String, String> cniEnvAsking(String command, Pod pod, String cniArgsIp) {
