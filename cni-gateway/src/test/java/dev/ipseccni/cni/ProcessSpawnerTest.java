@@ -191,10 +191,11 @@ class ProcessSpawnerTest {
     Path pids = dir.resolve("pids");
     assertEquals(0, sh("exit 0").exitCode());
     long first = spawner.pid().orElseThrow();
+    CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
     CompletableFuture<BridgeDelegate.Outcome> inFlight = CompletableFuture.supplyAsync(
         () -> sh("echo $$ > " + pids + "; exec sleep 60"));
-    waitUntil(() -> Files.exists(pids) && readPids(pids).size() == 1, "the command runs");
-    strays.addAll(readPids(pids)); // the spawner is killed, not its child: that one is left to end on its own
+    // the spawner is killed, not its child: that one is left to end on its own
+    strays.addAll(reported.get(10, TimeUnit.SECONDS));
 
     ProcessHandle.of(first).orElseThrow().destroyForcibly();
     ExecutionException failed = assertThrows(ExecutionException.class, () -> inFlight.get(10, TimeUnit.SECONDS));
@@ -211,11 +212,12 @@ class ProcessSpawnerTest {
   @Test
   void closingKillsWhatStillRunsAndLaterCommandsRunFromTheJvm() throws Exception {
     Path pids = dir.resolve("pids");
+    CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
     CompletableFuture<BridgeDelegate.Outcome> inFlight = CompletableFuture.supplyAsync(
-        () -> sh("echo $$ > " + pids + "; sleep 300 & echo $! >> " + pids + "; wait"));
-    waitUntil(() -> Files.exists(pids) && readPids(pids).size() == 2, "the command and its child run");
-    List<Long> started = readPids(pids);
+        () -> sh("sleep 300 & echo $$ $! > " + pids + "; wait"));
+    List<Long> started = reported.get(10, TimeUnit.SECONDS);
     strays.addAll(started);
+    assertEquals(2, started.size(), "the command and its child run");
     long pid = spawner.pid().orElseThrow();
 
     spawner.close();
@@ -272,6 +274,21 @@ class ProcessSpawnerTest {
     }
   }
 
+  /**
+   * Makes fifo a named pipe and reads what one writer reports through it: the future completes
+   * when the command has written its PIDs and closed the pipe (an event, not a poll).
+   */
+  private static CompletableFuture<List<Long>> pidsReportedThrough(Path fifo) throws Exception {
+    assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+    return CompletableFuture.supplyAsync(() -> {
+      try {
+        return java.util.Arrays.stream(Files.readString(fifo).trim().split("\\s+")).map(Long::parseLong).toList();
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    });
+  }
+
   private static List<Long> readPids(Path file) {
     try {
       return Files.readAllLines(file).stream().filter(l -> !l.isBlank()).map(Long::parseLong).toList();
@@ -291,6 +308,10 @@ class ProcessSpawnerTest {
     }
   }
 
+  /**
+   * Polls with a deadline: Linux gives no event for the end of a process that is not our
+   * child (the commands' own children here), and a killed one may linger as a zombie.
+   */
   static void waitUntil(BooleanSupplier condition, String what) {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (!condition.getAsBoolean()) {
