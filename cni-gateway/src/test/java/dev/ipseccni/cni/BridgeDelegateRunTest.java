@@ -10,7 +10,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -37,7 +37,7 @@ class BridgeDelegateRunTest {
 
   @Test
   void theReferencePluginAnswersVersionThroughTheSpawner() {
-    Assumptions.assumeTrue(Files.isExecutable(BRIDGE), "the reference plugins are installed in /usr/lib/cni");
+    Assertions.assertTrue(Files.isExecutable(BRIDGE), "the reference plugins are installed in /usr/lib/cni");
     BridgeDelegate.Outcome version = delegate.run(List.of(BRIDGE.toString()), Map.of("CNI_COMMAND", "VERSION"), "");
     assertTrue(version.ok(), version.stderr());
     assertTrue(new JsonObject(version.stdout()).getJsonArray("supportedVersions").contains("1.0.0"), version.stdout());

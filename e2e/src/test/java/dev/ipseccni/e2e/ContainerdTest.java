@@ -2,7 +2,6 @@ package dev.ipseccni.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
@@ -30,7 +29,8 @@ import org.junit.jupiter.api.TestInstance;
  *
  * <p>ctr reads its CNI config from /etc/cni/net.d and plugins from /opt/cni/bin, with no
  * flag to change either; it runs in a private mount namespace where both are bind mounts
- * of the test's directories, so the host's are never touched. containerd's shim keeps its
+ * of the test's directories (over an overlay of /etc, since a new machine has no
+ * /etc/cni), so the host's are never touched nor needed. containerd's shim keeps its
  * sockets under /run/containerd whatever the config says: the test removes that
  * directory again if it was not there before.
  */
@@ -53,7 +53,7 @@ class ContainerdTest {
   void up() throws Exception {
     for (String binary : List.of("/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2",
         "/usr/sbin/runc", "/usr/bin/busybox")) {
-      assumeTrue(Files.isExecutable(Path.of(binary)), binary + " is not installed (scripts/install-deps)");
+      assertTrue(Files.isExecutable(Path.of(binary)), binary + " is not installed (scripts/install-deps)");
     }
     shimDirExisted = Files.exists(SHIM_DIR);
     lab = new LabHarness();
@@ -105,6 +105,12 @@ class ContainerdTest {
     Files.writeString(script, String.join("\n",
         "#!/bin/sh",
         "set -e",
+        // A new machine has no /etc/cni: an overlay on /etc, private to this namespace, gives
+        // ctr one without creating it on the host.
+        "mkdir -p " + dir.resolve("etc-upper") + " " + dir.resolve("etc-work"),
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir=" + dir.resolve("etc-upper") + ",workdir="
+            + dir.resolve("etc-work") + " /etc",
+        "mkdir -p /etc/cni/net.d",
         "mount --bind " + net + " /etc/cni/net.d",
         "mount -t tmpfs tmpfs /opt",
         "mkdir -p /opt/cni/bin",

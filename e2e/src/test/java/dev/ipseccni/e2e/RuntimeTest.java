@@ -3,7 +3,6 @@ package dev.ipseccni.e2e;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
@@ -39,7 +38,7 @@ class RuntimeTest {
 
   @BeforeAll
   void up() throws IOException {
-    assumeTrue(Files.isExecutable(Path.of("/usr/bin/podman")) && Files.isExecutable(Path.of("/usr/sbin/runc")),
+    assertTrue(Files.isExecutable(Path.of("/usr/bin/podman")) && Files.isExecutable(Path.of("/usr/sbin/runc")),
         "podman and runc are not installed (apt-get install podman runc conmon)");
     lab = new LabHarness();
     cni = new CniLab(lab);

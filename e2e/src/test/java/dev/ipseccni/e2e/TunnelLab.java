@@ -196,11 +196,16 @@ final class TunnelLab {
 
   /** A tcpdump of one node's underlay interface (eth0 in the node namespace) into a pcap file. */
   static final class UnderlayCapture implements AutoCloseable {
+    private static final String ROUTER_UNDERLAY = "192.0.2.1";
+    private static final int MARKER_PORT = 9;
+
+    private final LabHarness lab;
     private final Background tcpdump;
     private final Path pcap;
     private final int node;
 
-    private UnderlayCapture(Background tcpdump, Path pcap, int node) {
+    private UnderlayCapture(LabHarness lab, Background tcpdump, Path pcap, int node) {
+      this.lab = lab;
       this.tcpdump = tcpdump;
       this.pcap = pcap;
       this.node = node;
@@ -209,8 +214,10 @@ final class TunnelLab {
     /** Starts the capture and returns once tcpdump is listening. */
     static UnderlayCapture start(LabHarness lab, int node, String name) throws IOException {
       Path pcap = lab.labDir().resolve("capture-node" + node + "-" + name + ".pcap");
-      Background b = Background.start(lab, String.valueOf(node), "tcpdump", "-i", "eth0", "-n", "-U", "-s", "128",
-          "-w", pcap.toString());
+      // --immediate-mode: packets are handed to tcpdump as they arrive, not in ring-buffer
+      // blocks that the kernel retires only when full or after a timeout.
+      Background b = Background.start(lab, String.valueOf(node), "tcpdump", "-i", "eth0", "-n", "-U",
+          "--immediate-mode", "-s", "128", "-w", pcap.toString());
       LabHarness.await(Duration.ofSeconds(60), "tcpdump listening on node" + node + "'s eth0", () -> {
         try {
           if (!b.alive()) {
@@ -221,11 +228,31 @@ final class TunnelLab {
           throw new AssertionError(e);
         }
       });
-      return new UnderlayCapture(b, pcap, node);
+      return new UnderlayCapture(lab, b, pcap, node);
     }
 
-    /** Stops the capture; further calls read the finished file. */
+    /**
+     * Stops the capture once the file holds everything the node sent before this call: a
+     * marker datagram to the router goes out last, and tcpdump is stopped only when the file
+     * shows it (packets reach the file in order). Stopping tcpdump at once lost what it had
+     * not yet read from the kernel: under load a capture held no ESP at all.
+     */
     void stop() throws InterruptedException {
+      if (!tcpdump.alive()) {
+        return;
+      }
+      String where = String.valueOf(node);
+      LabHarness.await(Duration.ofSeconds(60), "node" + node + "'s capture to show its marker datagram", () -> {
+        lab.lab("exec", where, "bash", "-c", "echo capture-marker >/dev/udp/" + ROUTER_UNDERLAY + "/" + MARKER_PORT);
+        try {
+          return !packets("udp and dst host " + ROUTER_UNDERLAY + " and dst port " + MARKER_PORT).isEmpty();
+        } catch (IOException e) {
+          throw new AssertionError(e);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new AssertionError(e);
+        }
+      });
       tcpdump.stop();
     }
 

@@ -29,7 +29,7 @@ import java.util.UUID;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -55,7 +55,7 @@ class JournalDiskFullTest {
         .redirectErrorStream(true).start();
     String output = new String(mount.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     mounted = mount.waitFor() == 0;
-    Assumptions.assumeTrue(mounted, "needs root to mount a tmpfs: " + output.strip());
+    Assertions.assertTrue(mounted, "needs root to mount a tmpfs: " + output.strip());
 
     int port;
     try (ServerSocket s = new ServerSocket(0)) {

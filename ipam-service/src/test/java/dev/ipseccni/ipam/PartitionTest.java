@@ -2,7 +2,6 @@ package dev.ipseccni.ipam;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -44,7 +43,7 @@ class PartitionTest {
 
   @BeforeEach
   void underlay() throws Exception {
-    assumeTrue("root".equals(System.getProperty("user.name")), "needs root for network namespaces");
+    assertTrue("root".equals(System.getProperty("user.name")), "needs root for network namespaces");
     ChildNode.killLeftovers();
     removeNamespaces();
     run("ip", "netns", "add", "ipt-ul");

@@ -26,8 +26,8 @@ class RenderedConfigTest {
 
   @Test
   void swanctlLoadsTheRenderedFile() throws Exception {
-    NetnsLab.assumeCharonAndRoot();
-    assumeSwanctl();
+    NetnsLab.requireCharonAndRoot();
+    requireSwanctl();
     lab = new NetnsLab();
     NetnsLab.Charon charon = lab.charon(lab.namespace("conf"));
 
@@ -58,8 +58,8 @@ class RenderedConfigTest {
     assertTrue(out.contains("loaded ike secret"), out);
   }
 
-  private static void assumeSwanctl() {
-    org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/sbin/swanctl")),
+  private static void requireSwanctl() {
+    org.junit.jupiter.api.Assertions.assertTrue(Files.isExecutable(Path.of("/usr/sbin/swanctl")),
         "swanctl not installed");
   }
 }

@@ -57,7 +57,7 @@ class SecretRotationTest {
 
   @BeforeEach
   void twoNodes() throws Exception {
-    NetnsLab.assumeCharonAndRoot();
+    NetnsLab.requireCharonAndRoot();
     lab = new NetnsLab();
     NetnsLab.TwoNodes nodes = lab.twoNodes("rot-");
     charonA = nodes.a();

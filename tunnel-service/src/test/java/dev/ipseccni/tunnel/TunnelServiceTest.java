@@ -48,7 +48,7 @@ class TunnelServiceTest {
 
   @BeforeEach
   void twoNodes() throws Exception {
-    NetnsLab.assumeCharonAndRoot();
+    NetnsLab.requireCharonAndRoot();
     lab = new NetnsLab();
     NetnsLab.TwoNodes nodes = lab.twoNodes("svc-");
     charonA = nodes.a();

@@ -1,6 +1,6 @@
 package dev.ipseccni.tunnel.lab;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ipseccni.tunnel.vici.ViciSession;
 import java.io.IOException;
@@ -51,10 +51,10 @@ public final class NetnsLab implements AutoCloseable {
     }
   }
 
-  /** Skips the test, with the reason, where charon or root is missing. */
-  public static void assumeCharonAndRoot() {
-    assumeTrue(Files.isExecutable(CHARON), "strongSwan charon not installed at " + CHARON);
-    assumeTrue("0".equals(run(List.of("id", "-u")).trim()), "needs root for network namespaces");
+  /** Fails the test, with the reason, where charon or root is missing: such a test never skips. */
+  public static void requireCharonAndRoot() {
+    assertTrue(Files.isExecutable(CHARON), "strongSwan charon not installed at " + CHARON);
+    assertTrue("0".equals(run(List.of("id", "-u")).trim()), "needs root for network namespaces");
   }
 
   public NetnsLab() throws IOException {

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 class NetnsLabTest {
   @Test
   void namespacesOfADeadRunAreSweptAndOwnAreKept() throws Exception {
-    NetnsLab.assumeCharonAndRoot();
+    NetnsLab.requireCharonAndRoot();
     Process gone = new ProcessBuilder("true").start();
     gone.waitFor();
     String stale = "vt-" + gone.pid() + "-stale";

@@ -25,7 +25,7 @@ class TwoCharonTunnelTest {
 
   @BeforeEach
   void twoNodes() throws Exception {
-    NetnsLab.assumeCharonAndRoot();
+    NetnsLab.requireCharonAndRoot();
     lab = new NetnsLab();
     NetnsLab.TwoNodes nodes = lab.twoNodes("");
     a = nodes.a();

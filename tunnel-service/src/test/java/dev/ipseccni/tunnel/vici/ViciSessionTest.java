@@ -18,7 +18,7 @@ class ViciSessionTest {
 
   @BeforeAll
   static void startCharon() throws Exception {
-    NetnsLab.assumeCharonAndRoot();
+    NetnsLab.requireCharonAndRoot();
     lab = new NetnsLab();
     String ns = lab.namespace("vici");
     charon = lab.charon(ns);
