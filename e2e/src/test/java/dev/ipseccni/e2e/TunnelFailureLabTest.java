@@ -77,6 +77,7 @@ class TunnelFailureLabTest {
       return r.code() == 503 && failing.size() == 1 && failing.get(0).startsWith("tunnel: charon cannot do AES_GCM_16_256");
     }).body();
     String reason = texts(readyz.path("failing")).get(0);
+    System.out.println("node2 /readyz (charon without gcm/openssl): " + readyz);
     assertTrue(reason.contains("load the openssl or gcm plugin (Debian: libstrongswan-standard-plugins)"), reason);
     assertEquals("not ready", readyz.path("status").asText());
 
@@ -100,6 +101,7 @@ class TunnelFailureLabTest {
     assertTrue(status.stdout().contains("charon cannot do AES_GCM_16_256"), status.stdout());
 
     LabHarness.Result cli = cli(2, "status");
+    System.out.println("node2 STATUS: " + status.stdout() + "\nnode2 ipsec-cni status:\n" + cli.stdout());
     assertEquals(1, cli.exitCode(), "ipsec-cni status exits 1 on a node that is not ready:\n" + cli.stdout());
     assertTrue(cli.stdout().contains("charon cannot do AES_GCM_16_256"), cli.stdout());
     JsonNode charon = lastEvent(lab.state(2).orElseThrow(), "tunnel.charon", "node2");
@@ -166,10 +168,12 @@ class TunnelFailureLabTest {
       JsonNode failed = lastEvent(state, "tunnel.failed", "node" + n);
       assertEquals(reason, failed.path("payload").path("reason").asText(), failed.toString());
     }
+    String[] out = {""};
     LabHarness.await(SEEN, "ipsec-cni tunnels shows '" + reason + "' for both ends", () -> {
-      String out = cli(1, "tunnels").stdout();
-      return out.contains("node1: " + reason) && out.contains("node2: " + reason);
+      out[0] = cli(1, "tunnels").stdout();
+      return out[0].contains("node1: " + reason) && out[0].contains("node2: " + reason);
     });
+    System.out.println("ipsec-cni tunnels (" + reason + "):\n" + out[0] + "node1 /readyz: " + readyz(1).body());
   }
 
   private void expectRecovered() {

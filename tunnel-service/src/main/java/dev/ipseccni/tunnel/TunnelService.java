@@ -95,12 +95,15 @@ public final class TunnelService extends VerticleBase {
 
   private record KeptFailure(TunnelFailure failure, long publishedNanos) {}
 
+  /** When each applied connection was loaded (into this charon session), for {@link #settling}. */
+  private final Map<String, Long> loadedNanos = new HashMap<>();
+
   // worker state
   private WorkerExecutor worker;
   private TunnelRenderer renderer;
   private List<ProposalAlgorithms.Proposal> ikeProposals;
   private List<ProposalAlgorithms.Proposal> espProposals;
-  /** charon's capability verdict for this session, and whether it was published yet. */
+  /** charon's capability verdict for this session, and its check until it is published. */
   private CharonAlgorithms.Verdict verdict;
   private CharonCheck unannouncedCheck;
   private SecretRing secrets;
@@ -246,9 +249,13 @@ public final class TunnelService extends VerticleBase {
       return;
     }
     PeerTunnel t = tunnel.get();
+    long now = System.nanoTime();
+    if (settling(t.connName(), now)) {
+      LOG.fine(() -> "tunnel to " + t.peerNode() + " just loaded, not counted yet: " + f.reason() + " (" + f.line() + ")");
+      return;
+    }
     TunnelFailure failure = new TunnelFailure(t.peerNode(), t.peerBlock(), f.reason(), f.line(), seenMillis);
     KeptFailure before = failures.get(t.connName());
-    long now = System.nanoTime();
     boolean publish = before == null || !before.failure().reason().equals(f.reason())
         || now - before.publishedNanos() >= FAILURE_REPUBLISH_NANOS;
     failures.put(t.connName(), new KeptFailure(failure, publish ? now : before.publishedNanos()));
@@ -256,6 +263,17 @@ public final class TunnelService extends VerticleBase {
       LOG.warning(() -> describe(failure));
       events.publish(Addresses.TUNNEL_FAILED, failure);
     }
+  }
+
+  /**
+   * Whether the connection was loaded less than two reconcile intervals ago. A peer refuses
+   * the first exchanges until it has loaded its side ("no proposal chosen" while it has no
+   * connection for us): every node join or charon restart did that once. A failure that
+   * lasts is seen again at the next initiation.
+   */
+  private boolean settling(String connName, long now) {
+    Long loaded = loadedNanos.get(connName);
+    return loaded == null || now - loaded < settings.reconcileInterval().multipliedBy(2).toNanos();
   }
 
   /** Tunnels currently up, by connection name (for the agent's state page and for tests). */
@@ -566,6 +584,13 @@ public final class TunnelService extends VerticleBase {
   private void apply(Outcome outcome) {
     charonProblem = null;
     applied = outcome.applied();
+    long now = System.nanoTime();
+    if (outcome.checked().isPresent()) {
+      // a new charon session: everything was loaded afresh
+      loadedNanos.clear();
+    }
+    loadedNanos.keySet().retainAll(applied.keySet());
+    applied.keySet().forEach(name -> loadedNanos.putIfAbsent(name, now));
     capabilityProblem = outcome.verdict() == null || outcome.verdict().capable() ? null : outcome.verdict().problem();
     outcome.checked().ifPresent(check -> {
       if (check.capable()) {
@@ -620,6 +645,7 @@ public final class TunnelService extends VerticleBase {
     charonProblem = problem;
     // What charon loaded is unknown now: reload all once it answers again.
     applied = new HashMap<>();
+    loadedNanos.clear();
     for (PeerTunnel t : upTunnels.values()) {
       events.publish(Addresses.TUNNEL_DOWN, new TunnelEvent(t.peerNode(), t.peerBlock(),
           "charon does not answer: " + problem));
