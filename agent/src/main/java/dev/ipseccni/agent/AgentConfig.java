@@ -47,7 +47,10 @@ public record AgentConfig(
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
                         String bridge, int mtu, String cniVersion) {}
 
-  /** @param ikeProposals IKE SA proposals, @param espProposals CHILD SA proposals (strongSwan syntax) */
+  /**
+   * @param ikeProposals IKE SA proposals (strongSwan syntax)
+   * @param espProposals CHILD SA proposals
+   */
   public record Charon(Path viciSocket, String datapath, String ikeProposals, String espProposals) {}
 
   public record Api(String address, int port) {
