@@ -115,7 +115,7 @@ class TunnelFailureLabTest {
     lab.lab("stop-charon", "2");
     lab.lab("start-charon", "2");
     awaitReadyz(2, "node2 ready once charon has its plugins", r -> r.code() == 200);
-    LabHarness.await(SEEN, "node2 writes its conflist", this::node2HasConflist);
+    LabHarness.await(SEEN, "node2 writes its conflist", () -> hasConflist(2));
     MeshTest.awaitFullMesh(lab, 2);
     JsonNode again = lastEvent(lab.state(2).orElseThrow(), "tunnel.charon", "node2");
     assertTrue(again.path("payload").path("capable").asBoolean(), again.toString());
@@ -248,10 +248,6 @@ class TunnelFailureLabTest {
     } catch (IOException e) {
       return false;
     }
-  }
-
-  private boolean node2HasConflist() {
-    return hasConflist(2);
   }
 
   /** Terminates the tunnel's IKE SA: charon keeps it while an agent restarts, a new one must negotiate afresh. */

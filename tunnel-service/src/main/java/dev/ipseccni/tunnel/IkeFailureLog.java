@@ -2,7 +2,6 @@ package dev.ipseccni.tunnel;
 
 import dev.ipseccni.tunnel.vici.ViciMessage;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
@@ -26,7 +25,7 @@ final class IkeFailureLog {
    *
    * @param connection the connection (ikesa-name), empty when charon had not chosen one
    * @param peerAddress the peer's address when known, empty otherwise
-   * @param reason one of the {@link #REASONS} words
+   * @param reason one of the five words below
    * @param line charon's log line
    */
   record IkeFailure(String connection, String peerAddress, String reason, String line) {}
@@ -36,8 +35,6 @@ final class IkeFailureLog {
   static final String PEER_NOT_RESPONDING = "peer not responding";
   static final String TS_UNACCEPTABLE = "traffic selectors unacceptable";
   static final String ALGORITHM_NOT_SUPPORTED = "algorithm not supported";
-  static final List<String> REASONS = List.of(AUTHENTICATION_FAILED, NO_PROPOSAL_CHOSEN, PEER_NOT_RESPONDING,
-      TS_UNACCEPTABLE, ALGORITHM_NOT_SUPPORTED);
 
   /** charon 5.9's wording, initiator and responder side; the first pattern that matches decides. */
   private static final Map<Pattern, String> LINES = orderedMap(
