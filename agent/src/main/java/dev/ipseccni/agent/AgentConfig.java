@@ -47,7 +47,11 @@ public record AgentConfig(
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
                         String bridge, int mtu, String cniVersion) {}
 
-  public record Charon(Path viciSocket, String datapath) {}
+  /**
+   * @param ikeProposals IKE SA proposals (strongSwan syntax)
+   * @param espProposals CHILD SA proposals
+   */
+  public record Charon(Path viciSocket, String datapath, String ikeProposals, String espProposals) {}
 
   public record Api(String address, int port) {
     public boolean enabled() {
@@ -219,6 +223,18 @@ public record AgentConfig(
     if (!datapath.equals("kernel") && !datapath.equals("libipsec")) {
       r.problem("charon.datapath: '" + datapath + "' must be 'kernel' or 'libipsec'");
     }
+    String ikeProposals = r.text("charon.ikeProposals", dev.ipseccni.tunnel.Proposals.DEFAULT.ike());
+    String espProposals = r.text("charon.espProposals", dev.ipseccni.tunnel.Proposals.DEFAULT.esp());
+    try {
+      dev.ipseccni.tunnel.ProposalAlgorithms.ike(ikeProposals);
+    } catch (IllegalArgumentException e) {
+      r.problem("charon.ikeProposals: '" + ikeProposals + "': " + e.getMessage());
+    }
+    try {
+      dev.ipseccni.tunnel.ProposalAlgorithms.esp(espProposals);
+    } catch (IllegalArgumentException e) {
+      r.problem("charon.espProposals: '" + espProposals + "': " + e.getMessage());
+    }
     Path secret = r.absolutePath("secretFile", "/etc/ipsec-cni/cluster-secret");
 
     String apiAddress = r.text("api.address", underlay);
@@ -282,7 +298,7 @@ public record AgentConfig(
     return new AgentConfig(nodeName, underlay,
         new Cluster(clusterName, port, busPort, members, expected, lite, tls),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu, cniVersion),
-        List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath), secret,
+        List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath, ikeProposals, espProposals), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),
         new Timings(java.time.Duration.ofSeconds(renew), java.time.Duration.ofSeconds(grace),
             java.time.Duration.ofSeconds(reconcile), java.time.Duration.ofSeconds(check),

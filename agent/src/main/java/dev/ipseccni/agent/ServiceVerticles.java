@@ -57,7 +57,8 @@ final class ServiceVerticles {
   TunnelSettings tunnelSettings() {
     return new TunnelSettings(config.nodeName(), config.underlayAddress(), config.charon().viciSocket(),
         config.secretFile(), libipsec() ? dev.ipseccni.tunnel.Datapath.LIBIPSEC : dev.ipseccni.tunnel.Datapath.KERNEL,
-        dev.ipseccni.tunnel.Proposals.DEFAULT, config.timings().tunnelReconcile(),
+        new dev.ipseccni.tunnel.Proposals(config.charon().ikeProposals(), config.charon().espProposals()),
+        config.timings().tunnelReconcile(),
         config.stateDir().resolve("swanctl.conf"), config.timings().secretGrace());
   }
 

@@ -62,6 +62,21 @@ class AgentConfigTest {
   }
 
   @Test
+  void proposalsDefaultToAesGcmWithX25519AndAreCheckedKeywordByKeyword() throws Exception {
+    AgentConfig.Charon charon = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"}").charon();
+    assertEquals("aes256gcm16-prfsha256-x25519", charon.ikeProposals());
+    assertEquals("aes256gcm16-x25519", charon.espProposals());
+    assertEquals("aes256gcm16-prfsha384-ecp384", parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+        + "\"charon\":{\"ikeProposals\":\"aes256gcm16-prfsha384-ecp384\"}}").charon().ikeProposals());
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+        + "\"charon\":{\"ikeProposals\":\"aes256gcm16-prfsha384-ecp385\",\"espProposals\":\"aes256gcm16-prfsha256\"}}");
+    assertEquals(2, p.size(), p.toString());
+    assertTrue(p.get(0).startsWith("charon.ikeProposals: 'aes256gcm16-prfsha384-ecp385': 'ecp385' is not a proposal keyword"),
+        p.get(0));
+    assertTrue(p.get(1).startsWith("charon.espProposals: 'aes256gcm16-prfsha256': 'prfsha256' is a PRF"), p.get(1));
+  }
+
+  @Test
   void badCidrIsNamed() throws Exception {
     assertEquals(List.of("network.clusterCidr: '10.128.0.1/16' is not a network in CIDR notation (e.g. 10.128.0.0/16)"),
         problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"clusterCidr\":\"10.128.0.1/16\"}}"));

@@ -25,6 +25,13 @@ public final class Addresses {
   public static final String POD_DELETED = "pod.deleted";
   public static final String TUNNEL_UP = "tunnel.up";
   public static final String TUNNEL_DOWN = "tunnel.down";
+  /** A peer tunnel does not come up and charon said why ({@link dev.ipseccni.bus.message.TunnelFailure}). */
+  public static final String TUNNEL_FAILED = "tunnel.failed";
+  /**
+   * A tunnel service connected to charon and checked that it can do the configured
+   * proposals ({@link dev.ipseccni.bus.message.CharonCheck}).
+   */
+  public static final String TUNNEL_CHARON = "tunnel.charon";
   /**
    * A tunnel service announces which cluster secret it uses (a fingerprint, never the
    * secret): when it starts (asking the others to answer) and when it has loaded a new one.
@@ -42,7 +49,7 @@ public final class Addresses {
       LEASE_ACQUIRED, LEASE_RENEWED, LEASE_RELEASED, LEASE_SYNC,
       ADDRESS_ALLOCATED, ADDRESS_RELEASED,
       POD_ADDED, POD_DELETED,
-      TUNNEL_UP, TUNNEL_DOWN, TUNNEL_SECRET,
+      TUNNEL_UP, TUNNEL_DOWN, TUNNEL_FAILED, TUNNEL_CHARON, TUNNEL_SECRET,
       FIREWALL_ASSERTED, FIREWALL_DRIFT,
       AGENT_STARTED, AGENT_STOPPING,
       MEMBER_JOINED, MEMBER_LEFT);

@@ -22,7 +22,9 @@ import org.junit.jupiter.api.TestInstance;
 /**
  * The dashboard in a real headless Chromium, against a running 3-node lab: it shows three
  * nodes and the three tunnels between them green; when node3's charon stops, the lines to
- * node3 turn red on the page already loaded, from the event stream, without a reload.
+ * node3 turn red on the page already loaded, from the event stream, without a reload;
+ * when node3's charon comes back without the plugins for AES-GCM, the red lines carry the
+ * reason node3 reports (charon's "algorithm not supported").
  * Screenshots of both moments are kept in e2e/target/dashboard-*.png.
  *
  * <p>The browser runs inside node1's namespace (the API is bound to the node address, which
@@ -114,6 +116,18 @@ class DashboardTest {
     String log = script("return document.getElementById('log').textContent").asText();
     assertTrue(log.contains("tunnel.down"), "the event log shows the tunnel.down events: " + log);
     screenshot("dashboard-node3-charon-stopped.png");
+
+    lab.lab("start-charon", "3", "--load", TunnelFailureLabTest.NO_GCM);
+    LabHarness.await(TUNNEL_DOWN, "the node1-node3 line labelled with node3's reason", () -> script(
+        "const t = document.querySelector('text.failure[data-a=\"node1\"][data-b=\"node3\"]');"
+            + " return t ? t.textContent : ''").asText().contains("algorithm not supported"));
+    String tooltip = script("return document.querySelector('line.tunnel[data-a=\"node1\"][data-b=\"node3\"] title')"
+        + ".textContent").asText();
+    assertTrue(tooltip.contains("node3: algorithm not supported"), "the line's tooltip names the side: " + tooltip);
+    assertEquals("yes", script("return window.__sameLoad || 'reloaded'").asText());
+    assertTrue(script("return document.getElementById('log').textContent").asText().contains("tunnel.failed"),
+        "the event log shows tunnel.failed");
+    screenshot("dashboard-node3-charon-without-gcm.png");
   }
 
   // ---------------------------------------------------------------- WebDriver over lab exec curl

@@ -3,12 +3,14 @@ package dev.ipseccni.tunnel;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.message.CharonCheck;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.SecretAnnouncement;
 import dev.ipseccni.bus.message.TunnelEvent;
+import dev.ipseccni.bus.message.TunnelFailure;
 import dev.ipseccni.tunnel.vici.ViciCommandException;
 import dev.ipseccni.tunnel.vici.ViciException;
 import dev.ipseccni.tunnel.vici.ViciMessage;
@@ -45,6 +47,13 @@ import java.util.logging.Logger;
  * reload of everything. Tunnels that come up or go down are published as tunnel.up /
  * tunnel.down. The service answers its node-status address: ready while charon answers.
  *
+ * <p>On every new VICI session the service asks charon which algorithms it has and holds
+ * them against the proposals it configures: a charon that cannot do them (a plugin not
+ * loaded) makes the service not ready, with the missing algorithm and the remedy, and a
+ * tunnel.charon event says so. charon's log stream tells why a peer tunnel does not come
+ * up ({@link IkeFailureLog}); the last reason is kept per tunnel, published as
+ * tunnel.failed and reported as degraded (the node keeps taking pods) until it is up.
+ *
  * <p>Cluster secret rotation: the secret file is read again on every reconcile. Each node
  * announces the fingerprint of the secret it uses on tunnel.secret; a pair offers the key
  * both ends hold and, during a rotation, accepts the other one too ({@link SecretRing}).
@@ -77,10 +86,26 @@ public final class TunnelService extends VerticleBase {
   /** The secret ids the peers announced, by node; the one this node announced last. */
   private final Map<String, String> peerSecretIds = new HashMap<>();
   private String announcedSecretId;
+  /** What charon lacks for the proposals (null when it has all, or before it was asked). */
+  private String capabilityProblem;
+  /** The last failure charon reported for each tunnel that is not up, by connection name. */
+  private final Map<String, KeptFailure> failures = new TreeMap<>();
+  /** A failure that lasts is published again this often, so late observers see it and its time stays fresh. */
+  private static final long FAILURE_REPUBLISH_NANOS = Duration.ofSeconds(60).toNanos();
+
+  private record KeptFailure(TunnelFailure failure, long publishedNanos) {}
+
+  /** When each applied connection was loaded (into this charon session), for {@link #settling}. */
+  private final Map<String, Long> loadedNanos = new HashMap<>();
 
   // worker state
   private WorkerExecutor worker;
   private TunnelRenderer renderer;
+  private List<ProposalAlgorithms.Proposal> ikeProposals;
+  private List<ProposalAlgorithms.Proposal> espProposals;
+  /** charon's capability verdict for this session, and its check until it is published. */
+  private CharonAlgorithms.Verdict verdict;
+  private CharonCheck unannouncedCheck;
   private SecretRing secrets;
   private ViciSession session;
   /** What the rendered file was last written from: the tunnels and each pair's keys (as ids). */
@@ -103,6 +128,8 @@ public final class TunnelService extends VerticleBase {
     worker = vertx.createSharedWorkerExecutor("tunnel-vici-" + settings.nodeName(), 1);
     return worker.executeBlocking(() -> ClusterSecret.load(settings.secretFile()))
         .compose(secret -> {
+          ikeProposals = ProposalAlgorithms.ike(settings.proposals().ike());
+          espProposals = ProposalAlgorithms.esp(settings.proposals().esp());
           renderer = new TunnelRenderer(settings);
           // Two reconcile intervals: time enough for every peer to hear that this node has the new secret.
           secrets = new SecretRing(settings.secretFile(), settings.secretGrace(),
@@ -190,10 +217,63 @@ public final class TunnelService extends VerticleBase {
   }
 
   private void onStatus(Message<Object> request) {
-    request.reply(charonProblem == null
-        ? ComponentStatus.ready(Addresses.TUNNEL)
-        : ComponentStatus.notReady(Addresses.TUNNEL, "charon does not answer on " + settings.viciSocket() + ": "
-            + charonProblem));
+    if (charonProblem != null) {
+      request.reply(ComponentStatus.notReady(Addresses.TUNNEL, "charon does not answer on " + settings.viciSocket()
+          + ": " + charonProblem));
+    } else if (capabilityProblem != null) {
+      request.reply(ComponentStatus.notReady(Addresses.TUNNEL, capabilityProblem));
+    } else {
+      request.reply(ComponentStatus.degraded(Addresses.TUNNEL, failures.values().stream()
+          .map(k -> describe(k.failure())).toList()));
+    }
+  }
+
+  private static String describe(TunnelFailure f) {
+    return "tunnel to " + f.peer() + " not up: " + f.reason() + " (seen " + java.time.Instant.ofEpochMilli(f.seenMillis())
+        + "; charon: " + f.detail() + ")";
+  }
+
+  /** The last failure kept for each tunnel that is not up, by connection name (for tests). */
+  public Map<String, TunnelFailure> failures() {
+    Map<String, TunnelFailure> out = new TreeMap<>();
+    failures.forEach((name, k) -> out.put(name, k.failure()));
+    return out;
+  }
+
+  /** A failure line from charon's log, on the event loop: kept for its tunnel if that tunnel is ours and not up. */
+  private void onIkeFailure(IkeFailureLog.IkeFailure f, long seenMillis) {
+    Optional<PeerTunnel> tunnel = !f.connection().isEmpty() ? Optional.ofNullable(applied.get(f.connection()))
+        : applied.values().stream().filter(t -> t.peerAddress().equals(f.peerAddress())).findFirst();
+    if (tunnel.isEmpty() || upTunnels.containsKey(tunnel.get().connName())) {
+      // not ours, or a second SA failing beside one that is up (a duplicate initiate, a rekey): not a tunnel down
+      return;
+    }
+    PeerTunnel t = tunnel.get();
+    long now = System.nanoTime();
+    if (settling(t.connName(), now)) {
+      LOG.fine(() -> "tunnel to " + t.peerNode() + " just loaded, not counted yet: " + f.reason() + " (" + f.line() + ")");
+      return;
+    }
+    TunnelFailure failure = new TunnelFailure(t.peerNode(), t.peerBlock(), f.reason(), f.line(), seenMillis);
+    KeptFailure before = failures.get(t.connName());
+    boolean publish = before == null || !before.failure().reason().equals(f.reason())
+        || now - before.publishedNanos() >= FAILURE_REPUBLISH_NANOS;
+    failures.put(t.connName(), new KeptFailure(failure, publish ? now : before.publishedNanos()));
+    if (publish) {
+      LOG.warning(() -> describe(failure));
+      events.publish(Addresses.TUNNEL_FAILED, failure);
+    }
+  }
+
+  /**
+   * Whether the connection was loaded less than two reconcile intervals ago. A peer refuses
+   * the first exchanges until it has loaded its side ("no proposal chosen" while it has no
+   * connection for us): every node join or charon restart did that once. A failure that
+   * lasts is seen again at the next initiation.
+   */
+  private boolean settling(String connName, long now) {
+    Long loaded = loadedNanos.get(connName);
+    return loaded == null || now - loaded < settings.reconcileInterval().multipliedBy(2).toNanos();
   }
 
   /** Tunnels currently up, by connection name (for the agent's state page and for tests). */
@@ -275,7 +355,8 @@ public final class TunnelService extends VerticleBase {
 
   /** What a reconcile found and did; {@code secretId} is the secret in use after it. */
   private record Outcome(Map<String, PeerTunnel> desired, Map<String, PeerTunnel> applied,
-                         Map<String, PeerTunnel> up, String secretId) {}
+                         Map<String, PeerTunnel> up, String secretId, CharonAlgorithms.Verdict verdict,
+                         Optional<CharonCheck> checked) {}
 
   /** Counter of reconcile runs, by outcome, in Micrometer's global registry (the agent's /metrics). */
   public static final String RECONCILE_RUNS = "ipsec.cni.tunnel.reconcile.runs";
@@ -294,7 +375,7 @@ public final class TunnelService extends VerticleBase {
     List<String> inCharon = session.getConns();
     if (own.isEmpty()) {
       // Without our own block there is nothing to render; leave charon as it is.
-      return new Outcome(desired, appliedNow, Map.of(), secrets.currentId());
+      return new Outcome(desired, appliedNow, Map.of(), secrets.currentId(), verdict, takeCheck());
     }
     secrets.expire(now, desired.values().stream().map(t -> peerIds.get(t.peerNode())).toList());
     TunnelPlan plan = TunnelPlan.between(desired, appliedNow, inCharon);
@@ -347,7 +428,7 @@ public final class TunnelService extends VerticleBase {
     }
     reauthenticate(sas.up().keySet());
     writeRendered(desired, t -> secrets.keysFor(peerIds.get(t.peerNode())));
-    return new Outcome(desired, appliedNow, sas.up(), secrets.currentId());
+    return new Outcome(desired, appliedNow, sas.up(), secrets.currentId(), verdict, takeCheck());
   }
 
   /**
@@ -407,6 +488,13 @@ public final class TunnelService extends VerticleBase {
     }
   }
 
+  /** The check of a new session, once: it is published with the reconcile's outcome. */
+  private Optional<CharonCheck> takeCheck() {
+    Optional<CharonCheck> check = Optional.ofNullable(unannouncedCheck);
+    unannouncedCheck = null;
+    return check;
+  }
+
   /** Connects (again) when needed; true when the session is new, so everything must be reloaded. */
   private boolean ensureSession() throws IOException {
     if (session != null && session.isOpen()) {
@@ -421,6 +509,14 @@ public final class TunnelService extends VerticleBase {
       // IKE SAs after every `swanctl --terminate` or peer reboot.
       s.subscribe("child-updown", e -> vertx.runOnContext(v -> requestReconcile(false)));
       s.subscribe("ike-updown", e -> vertx.runOnContext(v -> requestReconcile(false)));
+      IkeFailureLog failureLog = new IkeFailureLog();
+      s.subscribe("log", e -> failureLog.read(e.message()).ifPresent(f -> {
+        long seen = System.currentTimeMillis();
+        vertx.runOnContext(v -> onIkeFailure(f, seen));
+      }));
+      CharonAlgorithms algorithms = CharonAlgorithms.of(s.getAlgorithms(), s.stats());
+      verdict = algorithms.check(ikeProposals, espProposals, settings.datapath() == Datapath.LIBIPSEC);
+      unannouncedCheck = new CharonCheck(verdict.capable(), verdict.missing(), verdict.problem(), algorithms.plugins());
     } catch (IOException e) {
       s.close();
       throw e;
@@ -488,6 +584,24 @@ public final class TunnelService extends VerticleBase {
   private void apply(Outcome outcome) {
     charonProblem = null;
     applied = outcome.applied();
+    long now = System.nanoTime();
+    if (outcome.checked().isPresent()) {
+      // a new charon session: everything was loaded afresh
+      loadedNanos.clear();
+    }
+    loadedNanos.keySet().retainAll(applied.keySet());
+    applied.keySet().forEach(name -> loadedNanos.putIfAbsent(name, now));
+    capabilityProblem = outcome.verdict() == null || outcome.verdict().capable() ? null : outcome.verdict().problem();
+    outcome.checked().ifPresent(check -> {
+      if (check.capable()) {
+        LOG.info(() -> "charon can do the proposals (IKE " + settings.proposals().ike() + ", ESP "
+            + settings.proposals().esp() + ")");
+      } else {
+        LOG.severe(() -> "node not ready: " + check.problem());
+      }
+      events.publish(Addresses.TUNNEL_CHARON, check);
+    });
+    failures.keySet().removeIf(name -> outcome.up().containsKey(name) || !outcome.desired().containsKey(name));
     if (!outcome.secretId().equals(announcedSecretId)) {
       // Announced only now that charon holds the new keys: a peer that reacts finds them there.
       announcedSecretId = outcome.secretId();
@@ -531,6 +645,7 @@ public final class TunnelService extends VerticleBase {
     charonProblem = problem;
     // What charon loaded is unknown now: reload all once it answers again.
     applied = new HashMap<>();
+    loadedNanos.clear();
     for (PeerTunnel t : upTunnels.values()) {
       events.publish(Addresses.TUNNEL_DOWN, new TunnelEvent(t.peerNode(), t.peerBlock(),
           "charon does not answer: " + problem));

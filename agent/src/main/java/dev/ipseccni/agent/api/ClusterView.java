@@ -10,6 +10,7 @@ import dev.ipseccni.bus.message.MemberEvent;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.PodEvent;
 import dev.ipseccni.bus.message.TunnelEvent;
+import dev.ipseccni.bus.message.TunnelFailure;
 import io.vertx.core.Future;
 import io.vertx.core.eventbus.EventBus;
 import java.util.ArrayDeque;
@@ -32,9 +33,20 @@ import java.util.function.Consumer;
  */
 public final class ClusterView {
 
-  /** How one node reports its tunnel to one peer. */
+  /**
+   * How one node reports its tunnel to one peer.
+   *
+   * @param failure why the tunnel does not come up, as charon last said (tunnel.failed): "authentication
+   *     failed", "no proposal chosen", "peer not responding", …; empty while none is known or once it is up
+   * @param failureDetail charon's log line behind {@code failure}
+   * @param failureMillis when charon logged it (0 when there is no failure)
+   */
   public record TunnelReport(String node, String peer, String peerBlock, String state, String reason,
-                             long sinceMillis) {}
+                             long sinceMillis, String failure, String failureDetail, long failureMillis) {
+    TunnelReport(String node, String peer, String peerBlock, String state, String reason, long sinceMillis) {
+      this(node, peer, peerBlock, state, reason, sinceMillis, "", "", 0);
+    }
+  }
 
   /** A pod attached on a node, from pod.added. */
   public record PodView(String node, String containerId, String ifName, String podNamespace, String podName,
@@ -147,6 +159,13 @@ public final class ClusterView {
     } else if (payload instanceof TunnelEvent te) {
       from.tunnels.put(te.peer(), new TunnelReport(event.node(), te.peer(), te.peerBlock(),
           address.equals(Addresses.TUNNEL_UP) ? "up" : "down", te.reason(), event.timestampMillis()));
+    } else if (payload instanceof TunnelFailure tf) {
+      TunnelReport before = from.tunnels.get(tf.peer());
+      // a tunnel that fails to come up is down; the time is when it was last reported up or down
+      String state = before == null || before.state().equals("up") ? "down" : before.state();
+      long since = before == null || before.state().equals("up") ? event.timestampMillis() : before.sinceMillis();
+      from.tunnels.put(tf.peer(), new TunnelReport(event.node(), tf.peer(), tf.peerBlock(), state, tf.reason(), since,
+          tf.reason(), tf.detail(), tf.seenMillis()));
     } else if (payload instanceof PodEvent pe) {
       String key = pe.containerId() + "/" + pe.ifName();
       if (address.equals(Addresses.POD_ADDED)) {

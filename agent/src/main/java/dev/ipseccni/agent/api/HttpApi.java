@@ -104,7 +104,9 @@ public final class HttpApi extends VerticleBase {
       boolean ready = statuses.stream().allMatch(ComponentStatus::ready);
       Map<String, Object> body = new LinkedHashMap<>();
       body.put("ready", ready);
+      body.put("status", status(statuses));
       body.put("failing", failing(statuses));
+      body.put("degraded", degraded(statuses));
       body.put("components", statuses);
       json(ctx, ready ? 200 : 503, body);
     });
@@ -112,6 +114,16 @@ public final class HttpApi extends VerticleBase {
 
   private static List<String> failing(List<ComponentStatus> statuses) {
     return statuses.stream().filter(s -> !s.ready()).map(s -> s.component() + ": " + s.reason()).toList();
+  }
+
+  /** What works only in part on a ready node (a peer tunnel that does not come up), as {@code service: what}. */
+  private static List<String> degraded(List<ComponentStatus> statuses) {
+    return statuses.stream().flatMap(s -> s.degraded().stream().map(d -> s.component() + ": " + d)).toList();
+  }
+
+  /** "ready", "degraded" (ready, takes pods, but something does not work) or "not ready". */
+  private static String status(List<ComponentStatus> statuses) {
+    return !NodeReadiness.allReady(statuses) ? "not ready" : degraded(statuses).isEmpty() ? "ready" : "degraded";
   }
 
   /** The node's readiness rule, the same one that decides when the conflist is written. */
@@ -128,7 +140,9 @@ public final class HttpApi extends VerticleBase {
       Map<String, Object> body = new LinkedHashMap<>(base);
       Optional<IpamView> ipam = ipamView(base);
       body.put("ready", statuses.stream().allMatch(ComponentStatus::ready));
+      body.put("status", status(statuses));
       body.put("failing", failing(statuses));
+      body.put("degraded", degraded(statuses));
       body.put("components", statuses);
       body.put("lease", ipam.flatMap(IpamView::lease).map(l -> (Object) l)
           .orElseGet(() -> Map.of("node", config.nodeName(), "held", false)));

@@ -27,7 +27,9 @@ public final class StatusCommand extends OperatorCommand {
     StringBuilder members = new StringBuilder();
     state.path("members").forEach(m -> members.append(members.length() == 0 ? "" : " ").append(m.asText()));
     TextTable summary = new TextTable("NODE", text(state, "node") + " (" + text(state, "underlayAddress") + ")");
-    summary.row("READY", state.path("ready").asBoolean() ? "yes" : "NO");
+    summary.row("READY", !state.path("ready").asBoolean() ? "NO"
+        : text(state, "status").equals("degraded") ? "yes, DEGRADED" : "yes");
+    state.path("degraded").forEach(d -> summary.row("DEGRADED", d.asText()));
     summary.row("LEASE", lease.has("block")
         ? text(lease, "block") + " (epoch " + text(lease, "epoch") + ", renewed " + ago(lease.path("renewedAtMillis").asLong()) + " ago)"
         : "none held");
@@ -41,7 +43,9 @@ public final class StatusCommand extends OperatorCommand {
     System.out.println();
     TextTable components = new TextTable("SERVICE", "READY", "REASON");
     for (JsonNode c : state.path("components")) {
-      components.row(text(c, "component"), yesNo(c.path("ready").asBoolean()), text(c, "reason"));
+      StringBuilder reason = new StringBuilder(text(c, "reason"));
+      c.path("degraded").forEach(d -> reason.append(reason.length() == 0 ? "" : "; ").append(d.asText()));
+      components.row(text(c, "component"), yesNo(c.path("ready").asBoolean()), reason.toString());
     }
     components.print(System.out);
     return state.path("ready").asBoolean() ? 0 : 1;

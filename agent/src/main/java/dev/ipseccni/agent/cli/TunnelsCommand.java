@@ -22,13 +22,21 @@ public final class TunnelsCommand extends OperatorCommand {
     for (JsonNode t : cluster.path("tunnels")) {
       JsonNode a = t.path("fromA");
       JsonNode b = t.path("fromB");
-      String reason = !text(a, "reason").isEmpty() ? text(t, "a") + ": " + text(a, "reason")
-          : !text(b, "reason").isEmpty() ? text(t, "b") + ": " + text(b, "reason") : "";
+      String reason = String.join("; ", java.util.stream.Stream.of(
+          because(text(t, "a"), a), because(text(t, "b"), b)).filter(r -> !r.isEmpty()).toList());
       table.row(text(t, "a"), text(t, "b"), text(t, "state").toUpperCase(java.util.Locale.ROOT), says(a), says(b),
           blocks.getOrDefault(text(t, "a"), "?") + " === " + blocks.getOrDefault(text(t, "b"), "?"), reason);
     }
     table.print(System.out);
     return 0;
+  }
+
+  /** What a side says is wrong: charon's failure with its age (e.g. "node1: authentication failed 12s ago"), else its reason. */
+  private static String because(String node, JsonNode report) {
+    if (!text(report, "failure").isEmpty()) {
+      return node + ": " + text(report, "failure") + " " + ago(report.path("failureMillis").asLong()) + " ago";
+    }
+    return text(report, "reason").isEmpty() ? "" : node + ": " + text(report, "reason");
   }
 
   private static String says(JsonNode report) {

@@ -13,11 +13,13 @@ import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.BusCodecs;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.JsonRecordCodec;
+import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.FirewallEvent;
 import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.PodEvent;
 import dev.ipseccni.bus.message.TunnelEvent;
+import dev.ipseccni.bus.message.TunnelFailure;
 import io.vertx.core.Vertx;
 import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
@@ -181,6 +183,62 @@ class HttpApiTest {
       assertEquals("node2", e.path("node").asText());
       assertTrue(e.path("address").asText().startsWith("tunnel."), e.toString());
     }
+  }
+
+  @Test
+  void aTunnelThatFailsShowsCharonsReasonOnBothEndsUntilItIsUp() {
+    twoNodeMeshUp();
+    node1.publish(Addresses.TUNNEL_DOWN, new TunnelEvent("node2", "10.128.2.0/24", "IKE or CHILD SA down"));
+    node1.publish(Addresses.TUNNEL_FAILED, new TunnelFailure("node2", "10.128.2.0/24", "authentication failed",
+        "received AUTHENTICATION_FAILED notify error", 1_700_000_000_000L));
+    node2.publish(Addresses.TUNNEL_FAILED, new TunnelFailure("node1", "10.128.1.0/24", "authentication failed",
+        "tried 1 shared key for 'node2' - 'node1', but MAC mismatched", 1_700_000_000_100L));
+    JsonNode state = await("node1's row with charon's reason", () -> get("/state"),
+        s -> s.path("tunnels").get(0).path("failure").asText().equals("authentication failed"));
+    JsonNode row = state.path("tunnels").get(0);
+    assertEquals("down", row.path("state").asText());
+    assertEquals("received AUTHENTICATION_FAILED notify error", row.path("failureDetail").asText());
+    assertEquals(1_700_000_000_000L, row.path("failureMillis").asLong());
+    JsonNode link = await("both ends' reasons in /cluster", () -> get("/cluster"),
+        c -> c.path("tunnels").get(0).path("fromB").path("failure").asText().equals("authentication failed"));
+    assertEquals("down", link.path("tunnels").get(0).path("state").asText());
+    Cli tunnels = cli("tunnels", "--api", base());
+    assertTrue(tunnels.out.contains("node1: authentication failed") && tunnels.out.contains("node2: authentication failed"),
+        tunnels.out);
+
+    node1.publish(Addresses.TUNNEL_UP, new TunnelEvent("node2", "10.128.2.0/24", ""));
+    await("the failure gone once the tunnel is up", () -> get("/state"),
+        s -> s.path("tunnels").get(0).path("state").asText().equals("up")
+            && s.path("tunnels").get(0).path("failure").asText().isEmpty());
+  }
+
+  @Test
+  void aDegradedServiceKeepsTheNodeReadyAndSaysWhat() throws Exception {
+    int tunnelPort = freePort();
+    Path config = dir.resolve("agent-tunnel.json");
+    Files.writeString(config, """
+        {"nodeName": "node1", "underlayAddress": "127.0.0.1", "services": ["tunnel"],
+         "api": {"address": "127.0.0.1", "port": %d}}
+        """.formatted(tunnelPort));
+    AgentConfig withTunnel = AgentConfig.load(config);
+    vertx.eventBus().consumer(Addresses.nodeStatus("node1", Addresses.TUNNEL), m -> m.reply(ComponentStatus.degraded(
+        Addresses.TUNNEL, List.of("tunnel to node2 not up: authentication failed"))));
+    vertx.deployVerticle(new HttpApi(withTunnel, () -> new LinkedHashMap<>(Map.of("node", "node1",
+            "members", List.of("node1"))), new NodeReadiness(vertx, "node1", NodeReadiness.components(withTunnel))))
+        .toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    String api = "http://127.0.0.1:" + tunnelPort;
+    HttpURLConnection c = (HttpURLConnection) URI.create(api + "/readyz").toURL().openConnection();
+    assertEquals(200, c.getResponseCode(), "degraded is ready");
+    JsonNode readyz;
+    try (var in = c.getInputStream()) {
+      readyz = JsonRecordCodec.MAPPER.readTree(in);
+    }
+    assertEquals("degraded", readyz.path("status").asText(), readyz.toString());
+    assertEquals("tunnel: tunnel to node2 not up: authentication failed", readyz.path("degraded").get(0).asText());
+    Cli status = cli("status", "--api", api);
+    assertEquals(0, status.exit, status.out + status.err);
+    assertTrue(status.out.contains("yes, DEGRADED") && status.out.contains("tunnel to node2 not up: authentication failed"),
+        status.out);
   }
 
   @Test

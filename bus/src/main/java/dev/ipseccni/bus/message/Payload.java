@@ -14,6 +14,8 @@ import com.fasterxml.jackson.annotation.JsonTypeInfo;
     @JsonSubTypes.Type(value = AddressEvent.class, name = "address"),
     @JsonSubTypes.Type(value = PodEvent.class, name = "pod"),
     @JsonSubTypes.Type(value = TunnelEvent.class, name = "tunnel"),
+    @JsonSubTypes.Type(value = TunnelFailure.class, name = "tunnel-failure"),
+    @JsonSubTypes.Type(value = CharonCheck.class, name = "charon-check"),
     @JsonSubTypes.Type(value = FirewallEvent.class, name = "firewall"),
     @JsonSubTypes.Type(value = AgentEvent.class, name = "agent"),
     @JsonSubTypes.Type(value = MemberEvent.class, name = "member"),
@@ -21,5 +23,5 @@ import com.fasterxml.jackson.annotation.JsonTypeInfo;
     @JsonSubTypes.Type(value = SecretAnnouncement.class, name = "secret"),
 })
 public sealed interface Payload
-    permits LeaseEvent, AddressEvent, PodEvent, TunnelEvent, FirewallEvent, AgentEvent, MemberEvent,
-    LeaseSync, SecretAnnouncement {}
+    permits LeaseEvent, AddressEvent, PodEvent, TunnelEvent, TunnelFailure, CharonCheck, FirewallEvent, AgentEvent,
+    MemberEvent, LeaseSync, SecretAnnouncement {}

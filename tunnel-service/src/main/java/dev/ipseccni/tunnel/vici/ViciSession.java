@@ -105,6 +105,16 @@ public final class ViciSession implements AutoCloseable {
     return call("version", ViciMessage.empty());
   }
 
+  /** The algorithms charon's plugins provide, by kind (encryption, aead, integrity, prf, dh, …): name → plugin. */
+  public ViciMessage getAlgorithms() throws ViciException {
+    return call("get-algorithms", ViciMessage.empty());
+  }
+
+  /** Daemon statistics, among them the {@code plugins} charon loaded. */
+  public ViciMessage stats() throws ViciException {
+    return call("stats", ViciMessage.empty());
+  }
+
   /** Loads (or replaces) one connection; {@code conn} is its body as in swanctl.conf. */
   public void loadConn(String name, ViciMessage conn) throws ViciException {
     call("load-conn", ViciMessage.builder().section(name, conn).build());

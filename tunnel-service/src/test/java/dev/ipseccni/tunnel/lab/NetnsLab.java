@@ -93,14 +93,26 @@ public final class NetnsLab implements AutoCloseable {
     exec(ns, "ip", "link", "set", name, "up");
   }
 
+  /** The plugins the lab's charons load: everything the tunnel service's default proposals need. */
+  public static final String PLUGINS = "random nonce aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey openssl gmp curve25519"
+      + " kdf kernel-libipsec kernel-netlink socket-default vici updown";
+
   /** Starts charon in {@code ns} and waits until it answers on VICI. */
   public Charon charon(String ns) throws IOException {
+    return charon(ns, PLUGINS, "");
+  }
+
+  /**
+   * Starts charon in {@code ns} with these plugins ({@code charon.load}) and extra lines in
+   * its {@code charon} section (e.g. retransmit settings), and waits until it answers on VICI.
+   */
+  public Charon charon(String ns, String plugins, String extraSettings) throws IOException {
     Path home = Files.createDirectories(dir.resolve(ns));
     Path vici = home.resolve("charon.vici");
     Path log = home.resolve("charon.log");
     Path etc = Path.of("/etc/netns", ns);
     Files.createDirectories(etc);
-    Files.writeString(etc.resolve("strongswan.conf"), strongswanConf(vici, log));
+    Files.writeString(etc.resolve("strongswan.conf"), strongswanConf(vici, log, plugins, extraSettings));
     Process p = new ProcessBuilder("ip", "netns", "exec", ns, "unshare", "-m", "sh", "-c",
         "mount -t tmpfs none /run && exec " + CHARON)
         .redirectErrorStream(true)
@@ -137,11 +149,11 @@ public final class NetnsLab implements AutoCloseable {
     }
   }
 
-  static String strongswanConf(Path vici, Path log) {
+  static String strongswanConf(Path vici, Path log, String plugins, String extraSettings) {
     return String.join("\n",
         "charon {",
-        "  load = random nonce aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey openssl gmp curve25519 kdf"
-            + " kernel-libipsec kernel-netlink socket-default vici updown",
+        "  load = " + plugins,
+        extraSettings,
         "  install_routes = yes",
         "  make_before_break = yes",
         "  plugins {",
