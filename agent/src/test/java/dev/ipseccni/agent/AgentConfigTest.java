@@ -87,12 +87,13 @@ class AgentConfigTest {
     List<String> p = problems("{\"nodeName\":\"Node_1\",\"underlayAddress\":\"not-an-ip\",\"services\":[\"ipam\",\"dns\"],"
         + "\"cluster\":{\"port\":70000},\"charon\":{\"datapath\":\"xfrm\"},\"log\":{\"format\":\"xml\"},\"extra\":1}");
     assertEquals(7, p.size(), p.toString());
-    assertTrue(p.contains("extra: unknown setting"), p.toString());
+    assertTrue(p.stream().anyMatch(m -> m.startsWith("extra: unknown key (known: nodeName, underlayAddress, cluster,")),
+        p.toString());
     assertTrue(p.contains("underlayAddress: 'not-an-ip' is not an IP address"), p.toString());
-    assertTrue(p.contains("cluster.port: 70000 is not a port number"), p.toString());
+    assertTrue(p.contains("cluster.port: 70000 is not a port number (1..65535)"), p.toString());
     assertTrue(p.contains("services: unknown service 'dns' (known: ipam, tunnel, firewall, cni-gateway)"), p.toString());
-    assertTrue(p.contains("charon.datapath: 'xfrm' must be 'kernel' or 'libipsec'"), p.toString());
-    assertTrue(p.contains("log.format: 'xml' must be 'text' or 'json'"), p.toString());
+    assertTrue(p.contains("charon.datapath: 'xfrm' must be one of 'kernel', 'libipsec'"), p.toString());
+    assertTrue(p.contains("log.format: 'xml' must be one of 'text', 'json'"), p.toString());
   }
 
   @Test
@@ -102,9 +103,65 @@ class AgentConfigTest {
   }
 
   @Test
-  void wrongTypesAreNamed() throws Exception {
-    assertEquals(List.of("network.mtu: expected an integer, got \"1400\""),
-        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":\"1400\"}}"));
+  void wrongTypesAreNamedWithWhatIsAllowed() throws Exception {
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":\"1400\"},"
+        + "\"cluster\":{\"port\":\"5701\",\"liteMember\":\"yes\"},\"charon\":{\"datapath\":5},"
+        + "\"ipam\":{\"mirrorDelayMillis\":1.5},\"log\":{\"level\":[\"INFO\"]}}");
+    assertEquals(List.of(
+        "cluster.port: expected a port number (1..65535), got \"5701\"",
+        "cluster.liteMember: expected true or false, got \"yes\"",
+        "network.mtu: expected an integer (576..9000), got \"1400\"",
+        "charon.datapath: expected one of 'kernel', 'libipsec', got 5",
+        "log.level: expected one of 'DEBUG', 'INFO', 'WARN', 'ERROR', got [\"INFO\"]",
+        "ipam.mirrorDelayMillis: expected an integer (1..60000), got 1.5"), p);
+  }
+
+  @Test
+  void outOfRangeValuesNameTheRange() throws Exception {
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":100,"
+        + "\"blockPrefixLength\":40},\"cluster\":{\"expectedMembers\":0},\"api\":{\"port\":-1},"
+        + "\"journal\":{\"kafka\":{\"bufferEvents\":0}},\"firewall\":{\"checkSeconds\":0}}");
+    assertEquals(List.of(
+        "cluster.expectedMembers: 0 must be at least 1",
+        "network.blockPrefixLength: 40 is outside 1..32",
+        "network.mtu: 100 is outside 576..9000",
+        "api.port: -1 is not a port number (0..65535, 0 = off)",
+        "journal.kafka.bufferEvents: 0 is outside 1..10000000",
+        "firewall.checkSeconds: 0 is outside 1..86400"), p);
+  }
+
+  @Test
+  void unknownNestedKeyIsNamedByItsFullPathWithTheKnownOnes() throws Exception {
+    assertEquals(List.of("network.mtuu: unknown key (known: name, clusterCidr, blockPrefixLength, preferredBlock, "
+            + "bridge, mtu, cniVersion)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtuu\":1300}}"));
+    assertEquals(List.of("journal.kafka.bootstap: unknown key (known: bootstrap, topic, bufferEvents)",
+            "journal.topic: unknown key (known: kafka)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"journal\":{\"kafka\":"
+            + "{\"bootstap\":\"192.0.2.100:9092\"},\"topic\":\"t\"}}"));
+    assertEquals(List.of("ipam.leaseGrace: unknown key (known: leaseRenewSeconds, leaseGraceSeconds, mirrorDelayMillis)",
+            "charon.reconcile: unknown key (known: viciSocket, datapath, reconcileSeconds, secretGraceSeconds)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseGrace\":60},"
+            + "\"charon\":{\"reconcile\":1}}"));
+  }
+
+  @Test
+  void unknownKeyInsideClusterTlsIsNamed() throws Exception {
+    for (String f : List.of("node.crt", "node.key", "ca.crt")) {
+      Files.writeString(dir.resolve(f), "PEM");
+    }
+    assertEquals(List.of("cluster.tls.caFiles: unknown key (known: certFile, keyFile, caFile)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"tls\":{"
+            + "\"certFile\":\"" + dir.resolve("node.crt") + "\",\"keyFile\":\"" + dir.resolve("node.key")
+            + "\",\"caFile\":\"" + dir.resolve("ca.crt") + "\",\"caFiles\":\"x\"}}}"));
+  }
+
+  @Test
+  void sectionThatIsNotAnObjectIsNamed() throws Exception {
+    assertEquals(List.of("network: expected an object, got 1300"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":1300}"));
+    assertEquals(List.of("cluster.tls: expected an object {certFile, keyFile, caFile}, got \"on\""),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"tls\":\"on\"}}"));
   }
 
   @Test
