@@ -183,7 +183,7 @@ class AgentConfigTest {
   void missingSecretAndAbsentCharonAreReportedWhenTheTunnelRuns() throws Exception {
     List<String> p = tunnelConfig(dir.resolve("secret"), dir.resolve("charon.vici")).checkEnvironment();
     assertEquals(2, p.size(), p.toString());
-    assertTrue(p.get(0).startsWith("secretFile: " + dir.resolve("secret") + " does not exist"), p.get(0));
+    assertTrue(p.get(0).startsWith("secretFile: cluster secret file " + dir.resolve("secret") + " does not exist"), p.get(0));
     assertEquals("charon.viciSocket: " + dir.resolve("charon.vici") + " does not exist (is charon running?)", p.get(1));
   }
 
@@ -192,14 +192,42 @@ class AgentConfigTest {
     Path secret = dir.resolve("secret");
     Files.write(secret, new byte[16]);
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
-    assertEquals(List.of("secretFile: " + secret + " holds 16 bytes; at least 32 are needed"),
-        SecretFileCheck.problems(secret));
+    assertEquals(List.of("secretFile: cluster secret file " + secret + " holds a secret of 16 bytes; at least 32 are"
+        + " needed (e.g. head -c 48 /dev/urandom | base64 > " + secret + ")"), SecretFileCheck.problems(secret));
     Files.write(secret, new byte[64]);
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-r--r--"));
-    assertEquals(List.of("secretFile: " + secret + " is readable beyond its owner; chmod 0600 it"),
-        SecretFileCheck.problems(secret));
+    assertEquals(List.of("secretFile: cluster secret file " + secret + " has mode rw-r--r--: group and others must"
+        + " have no access to it (chmod 0600)"), SecretFileCheck.problems(secret));
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
     assertEquals(List.of(), SecretFileCheck.problems(secret));
+  }
+
+  /** The files on which check-config and the tunnel service used to disagree, and a few more. */
+  @Test
+  void checkConfigAcceptsExactlyTheSecretFilesTheTunnelServiceLoads() throws Exception {
+    String[][] cases = {
+        {"x".repeat(31) + "\n", "rw-------"}, // 32 bytes on disk, 31 of secret
+        {"x".repeat(32) + "\n", "rw-------"},
+        {"x".repeat(32), "rwx------"},
+        {"x".repeat(32), "r--------"},
+        {"x".repeat(32), "rw-r-----"},
+        {"x".repeat(32), "rw-----w-"},
+        {"x".repeat(30) + " \t\r\n", "rw-------"},
+    };
+    for (String[] c : cases) {
+      Path secret = dir.resolve("secret-" + c[1] + "-" + c[0].length());
+      Files.writeString(secret, c[0]);
+      Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString(c[1]));
+      String loaded;
+      try {
+        dev.ipseccni.tunnel.ClusterSecret.load(secret);
+        loaded = null;
+      } catch (IOException e) {
+        loaded = "secretFile: " + e.getMessage();
+      }
+      assertEquals(loaded == null ? List.of() : List.of(loaded), SecretFileCheck.problems(secret),
+          c[1] + " " + c[0].length() + " bytes");
+    }
   }
 
   @Test
