@@ -262,6 +262,87 @@ class ProcessSpawnerTest {
     }
   }
 
+  /**
+   * The fallback path (no spawner): a command run from the JVM in the background, so that a
+   * hang of the old sequential reads shows as a failed deadline here, not a hung test.
+   */
+  private CompletableFuture<BridgeDelegate.Outcome> direct(String script, String stdin, Duration timeout) {
+    ProcessSpawner direct = ProcessSpawner.direct();
+    return CompletableFuture.supplyAsync(() -> {
+      try (direct) {
+        return direct.run(List.of("sh", "-c", script), Map.of(), stdin, timeout);
+      }
+    });
+  }
+
+  private static CniError failure(CompletableFuture<BridgeDelegate.Outcome> run) {
+    ExecutionException failed = assertThrows(ExecutionException.class, () -> run.get(60, TimeUnit.SECONDS),
+        "the timeout ended the run");
+    return (CniError) failed.getCause();
+  }
+
+  @Test
+  void withoutSpawnerAHungCommandWithItsStreamsOpenIsKilledAtTheTimeout() throws Exception {
+    Path pids = dir.resolve("pids");
+    CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
+    CompletableFuture<BridgeDelegate.Outcome> run = direct("echo $$ > " + pids + "; echo partial; sleep 300",
+        "", Duration.ofSeconds(2));
+    List<Long> started = reported.get(30, TimeUnit.SECONDS);
+    strays.addAll(started);
+
+    CniError error = failure(run);
+    assertEquals(CniError.DATAPATH_FAILED, error.code());
+    assertTrue(error.getMessage().endsWith("did not finish in 2 s"), error.getMessage());
+    waitUntil(() -> started.stream().noneMatch(ProcessSpawnerTest::running), "the hung command is killed");
+  }
+
+  @Test
+  void withoutSpawnerAGrandchildHoldingThePipeIsKilledWithItsProcessGroup() throws Exception {
+    Path pids = dir.resolve("pids");
+    CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
+    // the grandchild keeps stdout and stderr open; the command waits for it
+    CompletableFuture<BridgeDelegate.Outcome> run = direct("sleep 300 & echo $$ $! > " + pids + "; wait",
+        "", Duration.ofSeconds(2));
+    List<Long> started = reported.get(30, TimeUnit.SECONDS);
+    strays.addAll(started);
+    assertEquals(2, started.size(), "the command and its child run");
+
+    assertEquals(CniError.DATAPATH_FAILED, failure(run).code());
+    waitUntil(() -> started.stream().noneMatch(ProcessSpawnerTest::running),
+        "the command and the grandchild holding its pipes are killed");
+  }
+
+  @Test
+  void withoutSpawnerAnExitedCommandIsAnsweredThoughABackgroundChildHoldsItsOutput() throws Exception {
+    Path pids = dir.resolve("pids");
+    BridgeDelegate.Outcome outcome;
+    try {
+      outcome = direct("sleep 300 & echo $! > " + pids + "; echo started; echo warned >&2", "", LONG)
+          .get(20, TimeUnit.SECONDS);
+    } finally {
+      strays.addAll(readPids(pids));
+    }
+    assertEquals(new BridgeDelegate.Outcome(0, "started\n", "warned\n"), outcome);
+  }
+
+  @Test
+  void withoutSpawnerAFullStderrPipeDoesNotBlockTheCommand() throws Exception {
+    // a megabyte on stderr before anything on stdout: read in turn, stdout first, this never ends
+    BridgeDelegate.Outcome outcome = direct("head -c 1000000 /dev/zero | tr '\\0' e >&2; cat; echo done",
+        "in\n", LONG).get(30, TimeUnit.SECONDS);
+    assertEquals(0, outcome.exitCode());
+    assertEquals("in\ndone\n", outcome.stdout());
+    assertEquals(1_000_000, outcome.stderr().length());
+  }
+
+  @Test
+  void withoutSpawnerAMissingCommandCannotBeRun() {
+    CniError error = assertThrows(CniError.class, () -> ProcessSpawner.direct()
+        .run(List.of("no-such-command-here"), Map.of(), "", LONG));
+    assertEquals(CniError.IO_FAILURE, error.code());
+    assertEquals(0, ProcessSpawner.direct().run(List.of("/bin/true"), Map.of(), "", LONG).exitCode());
+  }
+
   @Test
   void theShippedSpawnerIsWrittenForTheAgentOnly() throws IOException {
     assertEquals(0, sh("exit 0").exitCode());
