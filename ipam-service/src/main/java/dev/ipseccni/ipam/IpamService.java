@@ -133,6 +133,11 @@ public final class IpamService extends VerticleBase {
         .eventually(() -> mirrorQueue.close());
   }
 
+  /** For tests in this package: the node's allocations, once the journal is open (null before). */
+  NodeAllocations allocations() {
+    return allocations;
+  }
+
   /** A snapshot of this node's lease and allocations (for the HTTP API). Safe from any thread. */
   public IpamView view() {
     NodeAllocations a = allocations;
