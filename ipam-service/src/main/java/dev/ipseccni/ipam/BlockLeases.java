@@ -27,6 +27,11 @@ import java.util.function.Consumer;
  * on the block's key, so a claim is atomic; writes need a majority of the expected
  * members (split-brain protection), so two halves of a partition never claim the same
  * block. Methods block on the cluster: call them from a worker thread.
+ *
+ * <p>A released block keeps a tombstone, {@code released:<epoch>}, in place of its lease, so
+ * the next claim of it gets the next epoch: epochs of a block never go backwards, and a
+ * stale lease (a release or a renewal seen late) can always be told from the current one.
+ * Readers of this class never see tombstones as leases.
  */
 public final class BlockLeases {
   public static final String LEASE_MAP = "ipsec-cni.ipam.block-leases";
@@ -82,15 +87,39 @@ public final class BlockLeases {
     }
   }
 
-  /** Every lease, by block, sorted. */
+  /** Every lease, by block, sorted (released blocks are not leases). */
   public Map<String, NodeBlockLease> all() {
     Map<String, NodeBlockLease> all = new TreeMap<>();
-    leases.entrySet().forEach(e -> all.put(e.getKey(), decode(e.getValue())));
+    leases.entrySet().forEach(e -> {
+      if (!isTombstone(e.getValue())) {
+        all.put(e.getKey(), decode(e.getValue()));
+      }
+    });
     return all;
   }
 
   public Optional<NodeBlockLease> get(String block) {
-    return Optional.ofNullable(leases.get(block)).map(BlockLeases::decode);
+    return Optional.ofNullable(leases.get(block)).filter(v -> !isTombstone(v)).map(BlockLeases::decode);
+  }
+
+  /** The epoch of the block's last released lease, if it was ever released. */
+  Optional<Long> releasedEpoch(String block) {
+    String value = leases.get(block);
+    return isTombstone(value) ? Optional.of(tombstoneEpoch(value)) : Optional.empty();
+  }
+
+  private static final String TOMBSTONE = "released:";
+
+  static boolean isTombstone(String value) {
+    return value != null && value.startsWith(TOMBSTONE);
+  }
+
+  static long tombstoneEpoch(String value) {
+    return Long.parseLong(value.substring(TOMBSTONE.length()));
+  }
+
+  static String tombstone(NodeBlockLease released) {
+    return TOMBSTONE + released.epoch();
   }
 
   /**
@@ -233,11 +262,15 @@ public final class BlockLeases {
     public String process(Map.Entry<String, String> entry) {
       long now = System.currentTimeMillis();
       String block = entry.getKey();
-      NodeBlockLease current = entry.getValue() == null ? null : decode(entry.getValue());
+      if (entry.getValue() == null || isTombstone(entry.getValue())) {
+        long epoch = entry.getValue() == null ? 1 : tombstoneEpoch(entry.getValue()) + 1;
+        String json = encode(new NodeBlockLease(node, underlayAddress, block, epoch, now));
+        entry.setValue(json);
+        return json;
+      }
+      NodeBlockLease current = decode(entry.getValue());
       NodeBlockLease next;
-      if (current == null) {
-        next = new NodeBlockLease(node, underlayAddress, block, 1, now);
-      } else if (current.node().equals(node)) {
+      if (current.node().equals(node)) {
         next = new NodeBlockLease(node, underlayAddress, block, current.epoch(), now);
       } else if (now - current.renewedAtMillis() > graceMillis) {
         next = new NodeBlockLease(node, underlayAddress, block, current.epoch() + 1, now);
@@ -250,7 +283,10 @@ public final class BlockLeases {
     }
   }
 
-  /** Renews the lease if the block is still the holder's; puts it back if the entry is gone. */
+  /**
+   * Renews the lease if the block is still the holder's; puts it back if the entry is gone,
+   * and claims it anew (the next epoch) if it was released meanwhile.
+   */
   static final class RenewLease implements EntryProcessor<String, String, String> {
     private static final long serialVersionUID = 1L;
     private final String heldJson;
@@ -262,7 +298,10 @@ public final class BlockLeases {
     @Override
     public String process(Map.Entry<String, String> entry) {
       NodeBlockLease held = decode(heldJson);
-      if (entry.getValue() != null) {
+      if (isTombstone(entry.getValue())) {
+        held = new NodeBlockLease(held.node(), held.underlayAddress(), held.block(),
+            tombstoneEpoch(entry.getValue()) + 1, held.renewedAtMillis());
+      } else if (entry.getValue() != null) {
         NodeBlockLease current = decode(entry.getValue());
         if (!current.node().equals(held.node())) {
           return entry.getValue();
@@ -275,7 +314,7 @@ public final class BlockLeases {
     }
   }
 
-  /** Removes the lease if it expired; returns it, or null. */
+  /** Removes the lease if it expired (leaving its tombstone); returns it, or null. */
   static final class ReleaseIfExpired implements EntryProcessor<String, String, String> {
     private static final long serialVersionUID = 1L;
     private final long graceMillis;
@@ -286,7 +325,7 @@ public final class BlockLeases {
 
     @Override
     public String process(Map.Entry<String, String> entry) {
-      if (entry.getValue() == null) {
+      if (entry.getValue() == null || isTombstone(entry.getValue())) {
         return null;
       }
       NodeBlockLease current = decode(entry.getValue());
@@ -294,12 +333,12 @@ public final class BlockLeases {
         return null;
       }
       String removed = entry.getValue();
-      entry.setValue(null);
+      entry.setValue(tombstone(current));
       return removed;
     }
   }
 
-  /** Removes the lease if {@code node} holds it. */
+  /** Removes the lease if {@code node} holds it (leaving its tombstone). */
   static final class ReleaseHeld implements EntryProcessor<String, String, Boolean> {
     private static final long serialVersionUID = 1L;
     private final String node;
@@ -310,10 +349,10 @@ public final class BlockLeases {
 
     @Override
     public Boolean process(Map.Entry<String, String> entry) {
-      if (entry.getValue() == null || !decode(entry.getValue()).node().equals(node)) {
+      if (entry.getValue() == null || isTombstone(entry.getValue()) || !decode(entry.getValue()).node().equals(node)) {
         return false;
       }
-      entry.setValue(null);
+      entry.setValue(tombstone(decode(entry.getValue())));
       return true;
     }
   }
