@@ -281,34 +281,35 @@ class ProcessSpawnerTest {
     return (CniError) failed.getCause();
   }
 
-  @Test
-  void withoutSpawnerAHungCommandWithItsStreamsOpenIsKilledAtTheTimeout() throws Exception {
+  /** What a command that hangs past a 2 s timeout left: the PIDs it reported, and the run's error. */
+  private record Hung(List<Long> pids, CniError error) {}
+
+  /** Runs a script without spawner that writes its PIDs to the FIFO named PIDS, then hangs. */
+  private Hung hangsPastTheTimeout(String script) throws Exception {
     Path pids = dir.resolve("pids");
     CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
-    CompletableFuture<BridgeDelegate.Outcome> run = direct("echo $$ > " + pids + "; echo partial; sleep 300",
-        "", Duration.ofSeconds(2));
+    CompletableFuture<BridgeDelegate.Outcome> run = direct(script.replace("PIDS", pids.toString()), "",
+        Duration.ofSeconds(2));
     List<Long> started = reported.get(30, TimeUnit.SECONDS);
     strays.addAll(started);
+    return new Hung(started, failure(run));
+  }
 
-    CniError error = failure(run);
-    assertEquals(CniError.DATAPATH_FAILED, error.code());
-    assertTrue(error.getMessage().endsWith("did not finish in 2 s"), error.getMessage());
-    waitUntil(() -> started.stream().noneMatch(ProcessSpawnerTest::running), "the hung command is killed");
+  @Test
+  void withoutSpawnerAHungCommandWithItsStreamsOpenIsKilledAtTheTimeout() throws Exception {
+    Hung hung = hangsPastTheTimeout("echo $$ > PIDS; echo partial; sleep 300");
+    assertEquals(CniError.DATAPATH_FAILED, hung.error().code());
+    assertTrue(hung.error().getMessage().endsWith("did not finish in 2 s"), hung.error().getMessage());
+    waitUntil(() -> hung.pids().stream().noneMatch(ProcessSpawnerTest::running), "the hung command is killed");
   }
 
   @Test
   void withoutSpawnerAGrandchildHoldingThePipeIsKilledWithItsProcessGroup() throws Exception {
-    Path pids = dir.resolve("pids");
-    CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
     // the grandchild keeps stdout and stderr open; the command waits for it
-    CompletableFuture<BridgeDelegate.Outcome> run = direct("sleep 300 & echo $$ $! > " + pids + "; wait",
-        "", Duration.ofSeconds(2));
-    List<Long> started = reported.get(30, TimeUnit.SECONDS);
-    strays.addAll(started);
-    assertEquals(2, started.size(), "the command and its child run");
-
-    assertEquals(CniError.DATAPATH_FAILED, failure(run).code());
-    waitUntil(() -> started.stream().noneMatch(ProcessSpawnerTest::running),
+    Hung hung = hangsPastTheTimeout("sleep 300 & echo $$ $! > PIDS; wait");
+    assertEquals(2, hung.pids().size(), "the command and its child run");
+    assertEquals(CniError.DATAPATH_FAILED, hung.error().code());
+    waitUntil(() -> hung.pids().stream().noneMatch(ProcessSpawnerTest::running),
         "the command and the grandchild holding its pipes are killed");
   }
 
