@@ -3,10 +3,15 @@ package dev.ipseccni.ipam;
 import dev.ipseccni.bus.IpPrefix;
 import com.hazelcast.config.Config;
 import com.hazelcast.config.MapConfig;
+import com.hazelcast.config.MergePolicyConfig;
 import com.hazelcast.config.SplitBrainProtectionConfig;
 import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.map.EntryProcessor;
 import com.hazelcast.map.IMap;
+import com.hazelcast.nio.ObjectDataInput;
+import com.hazelcast.nio.ObjectDataOutput;
+import com.hazelcast.spi.merge.MergingValue;
+import com.hazelcast.spi.merge.SplitBrainMergePolicy;
 import com.hazelcast.splitbrainprotection.SplitBrainProtectionOn;
 import dev.ipseccni.bus.JsonRecordCodec;
 import dev.ipseccni.bus.message.NodeBlockLease;
@@ -65,6 +70,10 @@ public final class BlockLeases {
     for (String name : List.of(LEASE_MAP, NETWORK_MAP)) {
       config.addMapConfig(new MapConfig(name).setBackupCount(2).setSplitBrainProtectionName(MAJORITY));
     }
+    // After a split the default merge (put-if-absent) could keep the minority's stale lease
+    // over the majority's newer claim of the block: the higher epoch must win.
+    config.getMapConfig(LEASE_MAP).setMergePolicyConfig(new MergePolicyConfig(HigherEpochWins.class.getName(),
+        MergePolicyConfig.DEFAULT_BATCH_SIZE));
     config.addMapConfig(new MapConfig(ADDRESS_MAP).setBackupCount(1));
   }
 
@@ -243,6 +252,48 @@ public final class BlockLeases {
 
   static String encode(NodeBlockLease lease) {
     return new String(JsonRecordCodec.toJson(lease), StandardCharsets.UTF_8);
+  }
+
+  /**
+   * The split-brain merge of the lease map: of the two values of a block, the one with the
+   * higher epoch wins, a tombstone counting with its epoch; at equal epochs a tombstone wins
+   * over the lease it released, and of two leases the later renewal. So a block's epoch never
+   * goes backwards across a merge either.
+   */
+  public static final class HigherEpochWins implements SplitBrainMergePolicy<String, MergingValue<String>, Object> {
+    @Override
+    public Object merge(MergingValue<String> merging, MergingValue<String> existing) {
+      if (existing == null || existing.getValue() == null) {
+        return merging.getRawValue();
+      }
+      if (merging == null || merging.getValue() == null) {
+        return existing.getRawValue();
+      }
+      return newer(merging.getValue(), existing.getValue()) ? merging.getRawValue() : existing.getRawValue();
+    }
+
+    /** Whether lease-map value {@code a} is newer than {@code b}. */
+    static boolean newer(String a, String b) {
+      long epochA = isTombstone(a) ? tombstoneEpoch(a) : decode(a).epoch();
+      long epochB = isTombstone(b) ? tombstoneEpoch(b) : decode(b).epoch();
+      if (epochA != epochB) {
+        return epochA > epochB;
+      }
+      if (isTombstone(a) || isTombstone(b)) {
+        return isTombstone(a) && !isTombstone(b);
+      }
+      return decode(a).renewedAtMillis() > decode(b).renewedAtMillis();
+    }
+
+    @Override
+    public void writeData(ObjectDataOutput out) {
+      // no state
+    }
+
+    @Override
+    public void readData(ObjectDataInput in) {
+      // no state
+    }
   }
 
   /** Takes the block if it is free, expired, or already ours; returns the block's holder afterwards. */
