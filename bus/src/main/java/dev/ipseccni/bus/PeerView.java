@@ -166,8 +166,8 @@ public final class PeerView {
 
   /**
    * Keeps a view current on a Vert.x context: follows the lease events, asks every node to
-   * announce its lease (once, at start), and every {@code resyncInterval} expires what
-   * outlived its grace and asks the cluster for a snapshot of its lease map. Calls
+   * announce its lease (once, at start), and every {@code resyncInterval} asks the cluster
+   * for a snapshot of its lease map and then expires what outlived its grace. Calls
    * {@code onChange} (on the same context) with every change that is not {@link Change#NONE}.
    * Close it to stop.
    */
@@ -202,10 +202,9 @@ public final class PeerView {
             resync();
           })
           .mapEmpty();
-      timer = vertx.setPeriodic(interval.toMillis(), id -> {
-        report(view.expire());
-        resync();
-      });
+      // the snapshot first: a lease the cluster renewed while this node heard nothing (it was
+      // paused, or its events were late) is refreshed before it could be taken for expired
+      timer = vertx.setPeriodic(interval.toMillis(), id -> resync().onComplete(done -> report(view.expire())));
     }
 
     /** Completes once the lease events are subscribed to. */
@@ -219,11 +218,11 @@ public final class PeerView {
       }
     }
 
-    private void resync() {
-      vertx.eventBus().<LeaseSnapshot>request(Addresses.LEASE_SNAPSHOT, component,
-              new DeliveryOptions().setSendTimeout(10_000))
+    /** Fails when no IPAM answers: events and expiry keep the view meanwhile. */
+    private Future<?> resync() {
+      return vertx.eventBus().<LeaseSnapshot>request(Addresses.LEASE_SNAPSHOT, component,
+              new DeliveryOptions().setSendTimeout(5_000))
           .onSuccess(reply -> report(view.resync(reply.body().leases(), reply.body().takenAtMillis())));
-      // no answer (no IPAM reachable): events and expiry keep the view meanwhile
     }
 
     private void report(Change change) {
