@@ -12,10 +12,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 
 /**
  * The agent's configuration, read from one JSON file (docs/agent-config.md). Every value
@@ -90,9 +93,6 @@ public record AgentConfig(
 
   private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?");
   private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
-  private static final Set<String> KNOWN_KEYS = Set.of("nodeName", "underlayAddress", "cluster", "network",
-      "services", "stateDir", "cniSocket", "cniConfDir", "charon", "secretFile", "api", "log", "journal",
-      "ipam", "firewall");
 
   /** Reads and checks the file; a {@link ConfigException} lists every problem found. */
   public static AgentConfig load(Path file) throws ConfigException {
@@ -113,12 +113,6 @@ public record AgentConfig(
 
   static AgentConfig parse(JsonNode root) throws ConfigException {
     Reader r = new Reader(root);
-    for (Iterator<String> it = root.fieldNames(); it.hasNext(); ) {
-      String key = it.next();
-      if (!KNOWN_KEYS.contains(key)) {
-        r.problem(key + ": unknown setting");
-      }
-    }
 
     String nodeName = r.text("nodeName", hostName());
     if (!NODE_NAME.matcher(nodeName).matches()) {
@@ -145,13 +139,12 @@ public record AgentConfig(
     if (members.isEmpty() && (explicitMembers || !underlay.isEmpty())) {
       r.problem("cluster.members: at least one member address is needed");
     }
-    int expected = r.integer("cluster.expectedMembers", Math.max(1, members.size()));
-    if (expected < 1) {
-      r.problem("cluster.expectedMembers: " + expected + " must be at least 1");
-    }
+    int expected = r.integer("cluster.expectedMembers", Math.max(1, members.size()), 1, Integer.MAX_VALUE);
     boolean lite = r.bool("cluster.liteMember", false);
     Optional<ClusterSettings.Tls> tls = Optional.empty();
-    if (r.present("cluster.tls")) {
+    if (r.present("cluster.tls") && !r.isObject("cluster.tls")) {
+      r.problem("cluster.tls: expected an object {certFile, keyFile, caFile}, got " + r.raw("cluster.tls"));
+    } else if (r.present("cluster.tls")) {
       List<Path> files = new ArrayList<>();
       for (String key : List.of("certFile", "keyFile", "caFile")) {
         String path = "cluster.tls." + key;
@@ -172,12 +165,14 @@ public record AgentConfig(
 
     String networkName = r.text("network.name", "ipsec-cni");
     String cidr = r.text("network.clusterCidr", "10.128.0.0/16");
-    int blockLen = r.integer("network.blockPrefixLength", 24);
+    int beforeBlock = r.problems.size();
+    int blockLen = r.integer("network.blockPrefixLength", 24, 1, 32);
+    boolean blockLenRead = r.problems.size() == beforeBlock;
     Optional<String> preferred = r.optionalText("network.preferredBlock");
     IpPrefix clusterPrefix = prefix(cidr).orElse(null);
     if (clusterPrefix == null) {
       r.problem("network.clusterCidr: '" + cidr + "' is not a network in CIDR notation (e.g. 10.128.0.0/16)");
-    } else {
+    } else if (blockLenRead) {
       if (blockLen <= clusterPrefix.prefixLength()) {
         r.problem("network.blockPrefixLength: /" + blockLen + " is not smaller than the cluster CIDR " + cidr
             + " (a node block must be a part of it)");
@@ -198,10 +193,7 @@ public record AgentConfig(
     if (!IFNAME.matcher(bridge).matches()) {
       r.problem("network.bridge: '" + bridge + "' is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
     }
-    int mtu = r.integer("network.mtu", 1400);
-    if (mtu < 576 || mtu > 9000) {
-      r.problem("network.mtu: " + mtu + " is outside 576..9000");
-    }
+    int mtu = r.integer("network.mtu", 1400, 576, 9000);
     String cniVersion = r.text("network.cniVersion", dev.ipseccni.cni.Conflist.DEFAULT_CNI_VERSION);
     if (!dev.ipseccni.cni.Conflist.VERSIONS.contains(cniVersion)) {
       r.problem("network.cniVersion: '" + cniVersion + "' must be one of " + dev.ipseccni.cni.Conflist.VERSIONS
@@ -219,10 +211,7 @@ public record AgentConfig(
     Path cniSocket = r.absolutePath("cniSocket", stateDir.resolve("cni.sock").toString());
     Path confDir = r.absolutePath("cniConfDir", "/etc/cni/net.d");
     Path vici = r.absolutePath("charon.viciSocket", "/var/run/charon.vici");
-    String datapath = r.text("charon.datapath", "kernel");
-    if (!datapath.equals("kernel") && !datapath.equals("libipsec")) {
-      r.problem("charon.datapath: '" + datapath + "' must be 'kernel' or 'libipsec'");
-    }
+    String datapath = r.choice("charon.datapath", "kernel", List.of("kernel", "libipsec"));
     String ikeProposals = r.text("charon.ikeProposals", dev.ipseccni.tunnel.Proposals.DEFAULT.ike());
     String espProposals = r.text("charon.espProposals", dev.ipseccni.tunnel.Proposals.DEFAULT.esp());
     try {
@@ -242,14 +231,8 @@ public record AgentConfig(
     if (apiPort != 0 && r.present("api.address")) {
       r.checkAddress("api.address", apiAddress);
     }
-    String format = r.text("log.format", "text");
-    if (!format.equals("text") && !format.equals("json")) {
-      r.problem("log.format: '" + format + "' must be 'text' or 'json'");
-    }
-    String level = r.text("log.level", "INFO");
-    if (!Set.of("DEBUG", "INFO", "WARN", "ERROR").contains(level)) {
-      r.problem("log.level: '" + level + "' must be DEBUG, INFO, WARN or ERROR");
-    }
+    String format = r.choice("log.format", "text", List.of("text", "json"));
+    String level = r.choice("log.level", "INFO", List.of("DEBUG", "INFO", "WARN", "ERROR"));
 
     String kafkaBootstrap = r.text("journal.kafka.bootstrap", "");
     for (String server : kafkaBootstrap.isEmpty() ? new String[0] : kafkaBootstrap.split(",")) {
@@ -261,37 +244,22 @@ public record AgentConfig(
     if (!kafkaTopic.matches("[A-Za-z0-9._-]{1,249}")) {
       r.problem("journal.kafka.topic: '" + kafkaTopic + "' is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
     }
-    int kafkaBuffer = r.integer("journal.kafka.bufferEvents", 10_000);
-    if (kafkaBuffer < 1 || kafkaBuffer > 10_000_000) {
-      r.problem("journal.kafka.bufferEvents: " + kafkaBuffer + " is outside 1..10000000");
-    }
+    int kafkaBuffer = r.integer("journal.kafka.bufferEvents", 10_000, 1, 10_000_000);
 
-    int renew = r.integer("ipam.leaseRenewSeconds", 30);
-    int grace = r.integer("ipam.leaseGraceSeconds", 600);
-    if (renew < 1) {
-      r.problem("ipam.leaseRenewSeconds: " + renew + " must be at least 1");
-    } else if (grace < 3 * renew) {
+    int beforeLease = r.problems.size();
+    int renew = r.integer("ipam.leaseRenewSeconds", 30, 1, 86_400);
+    int grace = r.integer("ipam.leaseGraceSeconds", 600, 1, 30 * 86_400);
+    if (r.problems.size() == beforeLease && grace < 3 * renew) {
       r.problem("ipam.leaseGraceSeconds: " + grace + " must be at least three renewals (" + 3 * renew
           + "), or a live node could lose its block");
     }
-    int mirrorDelay = r.integer("ipam.mirrorDelayMillis", 500);
-    if (mirrorDelay < 1 || mirrorDelay > 60_000) {
-      r.problem("ipam.mirrorDelayMillis: " + mirrorDelay + " is outside 1..60000 (a longer delay leaves the cluster's"
-          + " address mirror, and its duplicate check, that far behind)");
-    }
-    int reconcile = r.integer("charon.reconcileSeconds", 10);
-    if (reconcile < 1) {
-      r.problem("charon.reconcileSeconds: " + reconcile + " must be at least 1");
-    }
-    int secretGrace = r.integer("charon.secretGraceSeconds", 3600);
-    if (secretGrace < 0) {
-      r.problem("charon.secretGraceSeconds: " + secretGrace + " must not be negative");
-    }
-    int check = r.integer("firewall.checkSeconds", 5);
-    if (check < 1) {
-      r.problem("firewall.checkSeconds: " + check + " must be at least 1");
-    }
+    // beyond a minute the cluster's address mirror, and its duplicate check, lag that far behind
+    int mirrorDelay = r.integer("ipam.mirrorDelayMillis", 500, 1, 60_000);
+    int reconcile = r.integer("charon.reconcileSeconds", 10, 1, 86_400);
+    int secretGrace = r.integer("charon.secretGraceSeconds", 3600, 0, Integer.MAX_VALUE);
+    int check = r.integer("firewall.checkSeconds", 5, 1, 86_400);
 
+    r.checkNoUnknownKeys();
     if (!r.problems.isEmpty()) {
       throw new ConfigException(r.problems);
     }
@@ -348,10 +316,17 @@ public record AgentConfig(
     }
   }
 
-  /** Walks the JSON with dotted paths, collecting problems instead of stopping at the first. */
+  /**
+   * Walks the JSON with dotted paths, collecting problems instead of stopping at the first.
+   * Every path the parser asks for is a known key; what the file holds beyond them is
+   * reported by {@link #checkNoUnknownKeys}, so the list of keys lives in one place: the
+   * parser above.
+   */
   private static final class Reader {
     private final JsonNode root;
     final List<String> problems = new ArrayList<>();
+    /** Every path asked for, and each of its parents, in the order the parser reads them. */
+    private final Set<String> known = new LinkedHashSet<>();
 
     Reader(JsonNode root) {
       this.root = root;
@@ -362,6 +337,10 @@ public record AgentConfig(
     }
 
     private JsonNode at(String path) {
+      for (int dot = path.indexOf('.'); dot > 0; dot = path.indexOf('.', dot + 1)) {
+        known.add(path.substring(0, dot));
+      }
+      known.add(path);
       JsonNode node = root;
       for (String part : path.split("\\.")) {
         if (node == null || !node.isObject()) {
@@ -393,24 +372,104 @@ public record AgentConfig(
       return node == null ? Optional.empty() : Optional.of(text(path, ""));
     }
 
-    int integer(String path, int fallback) {
+    boolean isObject(String path) {
+      JsonNode node = at(path);
+      return node != null && node.isObject();
+    }
+
+    String raw(String path) {
+      return String.valueOf(at(path));
+    }
+
+    /** An integer in min..max; a wrong type or a value out of range is a problem and gives the fallback. */
+    int integer(String path, int fallback, int min, int max) {
       JsonNode node = at(path);
       if (node == null) {
         return fallback;
       }
+      String range = max == Integer.MAX_VALUE ? (min == 0 ? "not negative" : "at least " + min) : min + ".." + max;
       if (!node.isInt()) {
-        problem(path + ": expected an integer, got " + node);
+        problem(path + ": expected an integer (" + range + "), got " + node);
         return fallback;
       }
-      return node.asInt();
+      int value = node.asInt();
+      if (value < min || value > max) {
+        problem(path + ": " + value + (max == Integer.MAX_VALUE
+            ? (min == 0 ? " must not be negative" : " must be at least " + min) : " is outside " + range));
+        return fallback;
+      }
+      return value;
     }
 
     int port(String path, int fallback, boolean zeroAllowed) {
-      int port = integer(path, fallback);
-      if (port < (zeroAllowed ? 0 : 1) || port > 65535) {
-        problem(path + ": " + port + " is not a port number");
+      JsonNode node = at(path);
+      int min = zeroAllowed ? 0 : 1;
+      if (node == null) {
+        return fallback;
+      }
+      if (!node.isInt()) {
+        problem(path + ": expected a port number (" + min + "..65535), got " + node);
+        return fallback;
+      }
+      int port = node.asInt();
+      if (port < min || port > 65535) {
+        problem(path + ": " + port + " is not a port number (" + min + "..65535"
+            + (zeroAllowed ? ", 0 = off" : "") + ")");
+        return fallback;
       }
       return port;
+    }
+
+    /** One of a fixed set of strings. */
+    String choice(String path, String fallback, List<String> allowed) {
+      String quoted = allowed.stream().map(a -> "'" + a + "'").collect(Collectors.joining(", "));
+      JsonNode node = at(path);
+      if (node == null) {
+        return fallback;
+      }
+      if (!node.isTextual()) {
+        problem(path + ": expected one of " + quoted + ", got " + node);
+        return fallback;
+      }
+      if (!allowed.contains(node.asText())) {
+        problem(path + ": '" + node.asText() + "' must be one of " + quoted);
+        return fallback;
+      }
+      return node.asText();
+    }
+
+    /**
+     * Names every key of the file the parser did not ask for, by its full path, with the
+     * keys known beside it; and every section that is not an object.
+     */
+    void checkNoUnknownKeys() {
+      checkSection("", root);
+    }
+
+    private void checkSection(String path, JsonNode section) {
+      String prefix = path.isEmpty() ? "" : path + ".";
+      List<String> siblings = known.stream()
+          .filter(k -> k.startsWith(prefix) && k.indexOf('.', prefix.length()) < 0)
+          .map(k -> k.substring(prefix.length()))
+          .toList();
+      for (Iterator<Map.Entry<String, JsonNode>> it = section.fields(); it.hasNext(); ) {
+        Map.Entry<String, JsonNode> field = it.next();
+        String key = prefix + field.getKey();
+        JsonNode value = field.getValue();
+        if (!known.contains(key)) {
+          problems.add(key + ": unknown key (known: " + String.join(", ", siblings) + ")");
+        } else if (isSection(key) && !value.isNull()) {
+          if (value.isObject()) {
+            checkSection(key, value);
+          } else {
+            problems.add(key + ": expected an object, got " + value);
+          }
+        }
+      }
+    }
+
+    private boolean isSection(String path) {
+      return known.stream().anyMatch(k -> k.startsWith(path + "."));
     }
 
     boolean bool(String path, boolean fallback) {

@@ -2,18 +2,15 @@ package dev.ipseccni.agent;
 
 import dev.ipseccni.bus.IpPrefix;
 import dev.ipseccni.bus.Addresses;
-import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.PeerView;
 import dev.ipseccni.bus.message.ComponentStatus;
-import dev.ipseccni.bus.message.LeaseEvent;
-import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.cni.NodeBridge;
 import dev.ipseccni.ipam.NodeBlocks;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.MessageConsumer;
-import java.util.List;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -35,6 +32,10 @@ final class NodeBridgeKeeper extends VerticleBase {
   private volatile String gatewayCidr = "";
   private volatile String problem = "the node's block is not known yet";
   private boolean announced;
+  /** The one view of block leases; the keeper follows this node's own lease in it. */
+  private final PeerView peers;
+  private PeerView.Follower peerFollower;
+  private NodeBlockLease lastOwn;
 
   NodeBridgeKeeper(EventPublisher events, NodeBridge bridge, int mtu, Runnable onFirstBridge) {
     this.node = events.node();
@@ -42,6 +43,7 @@ final class NodeBridgeKeeper extends VerticleBase {
     this.bridge = bridge;
     this.mtu = mtu;
     this.onFirstBridge = onFirstBridge;
+    this.peers = new PeerView(node, java.time.Duration.ofMinutes(10)); // the own lease never expires in it
   }
 
   static String gatewayCidr(String block) {
@@ -52,24 +54,26 @@ final class NodeBridgeKeeper extends VerticleBase {
   @Override
   public Future<?> start() {
     var bus = vertx.eventBus();
-    List<MessageConsumer<?>> consumers = List.of(
-        bus.<Event>consumer(Addresses.LEASE_ACQUIRED, m -> onLease(m.body())),
-        bus.<Event>consumer(Addresses.LEASE_RENEWED, m -> onLease(m.body())),
-        bus.consumer(Addresses.nodeStatus(node, Addresses.BRIDGE), m -> m.reply(status())));
-    return Future.all(consumers.stream().map(MessageConsumer::completion).toList())
-        .onSuccess(x -> events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.BRIDGE)))
-        .mapEmpty();
+    MessageConsumer<?> status = bus.consumer(Addresses.nodeStatus(node, Addresses.BRIDGE), m -> m.reply(status()));
+    return status.completion().compose(x -> {
+      // every change of the own lease, its renewals included (a deleted bridge comes back)
+      peerFollower = PeerView.follow(vertx, events, Addresses.BRIDGE, peers, PeerView.DEFAULT_RESYNC,
+          change -> peers.own().filter(own -> !own.equals(lastOwn)).ifPresent(this::onLease));
+      return peerFollower.started();
+    });
+  }
+
+  @Override
+  public Future<?> stop() {
+    return peerFollower == null ? Future.succeededFuture() : peerFollower.close();
   }
 
   ComponentStatus status() {
     return problem.isEmpty() ? ComponentStatus.ready(Addresses.BRIDGE) : ComponentStatus.notReady(Addresses.BRIDGE, problem);
   }
 
-  private void onLease(Event event) {
-    if (!event.node().equals(node) || !(event.payload() instanceof LeaseEvent le)) {
-      return;
-    }
-    NodeBlockLease lease = le.lease();
+  private void onLease(NodeBlockLease lease) {
+    lastOwn = lease;
     String wanted = gatewayCidr(lease.block());
     vertx.executeBlocking(() -> {
       bridge.ensure(wanted, mtu);

@@ -106,7 +106,7 @@ final class ServiceVerticles {
           new NodeReadiness(vertx, config.nodeName(), NodeReadiness.components(config))));
     }
     if (config.runs(Addresses.TUNNEL)) {
-      verticles.put(Addresses.TUNNEL, new TunnelService(tunnelSettings(), events));
+      verticles.put(Addresses.TUNNEL, new TunnelService(tunnelSettings(), events, config.timings().leaseGrace()));
     }
     return verticles;
   }

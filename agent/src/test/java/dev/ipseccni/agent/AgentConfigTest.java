@@ -102,12 +102,13 @@ class AgentConfigTest {
     List<String> p = problems("{\"nodeName\":\"Node_1\",\"underlayAddress\":\"not-an-ip\",\"services\":[\"ipam\",\"dns\"],"
         + "\"cluster\":{\"port\":70000},\"charon\":{\"datapath\":\"xfrm\"},\"log\":{\"format\":\"xml\"},\"extra\":1}");
     assertEquals(7, p.size(), p.toString());
-    assertTrue(p.contains("extra: unknown setting"), p.toString());
+    assertTrue(p.stream().anyMatch(m -> m.startsWith("extra: unknown key (known: nodeName, underlayAddress, cluster,")),
+        p.toString());
     assertTrue(p.contains("underlayAddress: 'not-an-ip' is not an IP address"), p.toString());
-    assertTrue(p.contains("cluster.port: 70000 is not a port number"), p.toString());
+    assertTrue(p.contains("cluster.port: 70000 is not a port number (1..65535)"), p.toString());
     assertTrue(p.contains("services: unknown service 'dns' (known: ipam, tunnel, firewall, cni-gateway)"), p.toString());
-    assertTrue(p.contains("charon.datapath: 'xfrm' must be 'kernel' or 'libipsec'"), p.toString());
-    assertTrue(p.contains("log.format: 'xml' must be 'text' or 'json'"), p.toString());
+    assertTrue(p.contains("charon.datapath: 'xfrm' must be one of 'kernel', 'libipsec'"), p.toString());
+    assertTrue(p.contains("log.format: 'xml' must be one of 'text', 'json'"), p.toString());
   }
 
   @Test
@@ -117,9 +118,65 @@ class AgentConfigTest {
   }
 
   @Test
-  void wrongTypesAreNamed() throws Exception {
-    assertEquals(List.of("network.mtu: expected an integer, got \"1400\""),
-        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":\"1400\"}}"));
+  void wrongTypesAreNamedWithWhatIsAllowed() throws Exception {
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":\"1400\"},"
+        + "\"cluster\":{\"port\":\"5701\",\"liteMember\":\"yes\"},\"charon\":{\"datapath\":5},"
+        + "\"ipam\":{\"mirrorDelayMillis\":1.5},\"log\":{\"level\":[\"INFO\"]}}");
+    assertEquals(List.of(
+        "cluster.port: expected a port number (1..65535), got \"5701\"",
+        "cluster.liteMember: expected true or false, got \"yes\"",
+        "network.mtu: expected an integer (576..9000), got \"1400\"",
+        "charon.datapath: expected one of 'kernel', 'libipsec', got 5",
+        "log.level: expected one of 'DEBUG', 'INFO', 'WARN', 'ERROR', got [\"INFO\"]",
+        "ipam.mirrorDelayMillis: expected an integer (1..60000), got 1.5"), p);
+  }
+
+  @Test
+  void outOfRangeValuesNameTheRange() throws Exception {
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtu\":100,"
+        + "\"blockPrefixLength\":40},\"cluster\":{\"expectedMembers\":0},\"api\":{\"port\":-1},"
+        + "\"journal\":{\"kafka\":{\"bufferEvents\":0}},\"firewall\":{\"checkSeconds\":0}}");
+    assertEquals(List.of(
+        "cluster.expectedMembers: 0 must be at least 1",
+        "network.blockPrefixLength: 40 is outside 1..32",
+        "network.mtu: 100 is outside 576..9000",
+        "api.port: -1 is not a port number (0..65535, 0 = off)",
+        "journal.kafka.bufferEvents: 0 is outside 1..10000000",
+        "firewall.checkSeconds: 0 is outside 1..86400"), p);
+  }
+
+  @Test
+  void unknownNestedKeyIsNamedByItsFullPathWithTheKnownOnes() throws Exception {
+    assertEquals(List.of("network.mtuu: unknown key (known: name, clusterCidr, blockPrefixLength, preferredBlock, "
+            + "bridge, mtu, cniVersion)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtuu\":1300}}"));
+    assertEquals(List.of("journal.kafka.bootstap: unknown key (known: bootstrap, topic, bufferEvents)",
+            "journal.topic: unknown key (known: kafka)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"journal\":{\"kafka\":"
+            + "{\"bootstap\":\"192.0.2.100:9092\"},\"topic\":\"t\"}}"));
+    assertEquals(List.of("ipam.leaseGrace: unknown key (known: leaseRenewSeconds, leaseGraceSeconds, mirrorDelayMillis)",
+            "charon.reconcile: unknown key (known: viciSocket, datapath, reconcileSeconds, secretGraceSeconds)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseGrace\":60},"
+            + "\"charon\":{\"reconcile\":1}}"));
+  }
+
+  @Test
+  void unknownKeyInsideClusterTlsIsNamed() throws Exception {
+    for (String f : List.of("node.crt", "node.key", "ca.crt")) {
+      Files.writeString(dir.resolve(f), "PEM");
+    }
+    assertEquals(List.of("cluster.tls.caFiles: unknown key (known: certFile, keyFile, caFile)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"tls\":{"
+            + "\"certFile\":\"" + dir.resolve("node.crt") + "\",\"keyFile\":\"" + dir.resolve("node.key")
+            + "\",\"caFile\":\"" + dir.resolve("ca.crt") + "\",\"caFiles\":\"x\"}}}"));
+  }
+
+  @Test
+  void sectionThatIsNotAnObjectIsNamed() throws Exception {
+    assertEquals(List.of("network: expected an object, got 1300"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":1300}"));
+    assertEquals(List.of("cluster.tls: expected an object {certFile, keyFile, caFile}, got \"on\""),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"tls\":\"on\"}}"));
   }
 
   @Test
@@ -141,7 +198,7 @@ class AgentConfigTest {
   void missingSecretAndAbsentCharonAreReportedWhenTheTunnelRuns() throws Exception {
     List<String> p = tunnelConfig(dir.resolve("secret"), dir.resolve("charon.vici")).checkEnvironment();
     assertEquals(2, p.size(), p.toString());
-    assertTrue(p.get(0).startsWith("secretFile: " + dir.resolve("secret") + " does not exist"), p.get(0));
+    assertTrue(p.get(0).startsWith("secretFile: cluster secret file " + dir.resolve("secret") + " does not exist"), p.get(0));
     assertEquals("charon.viciSocket: " + dir.resolve("charon.vici") + " does not exist (is charon running?)", p.get(1));
   }
 
@@ -150,14 +207,42 @@ class AgentConfigTest {
     Path secret = dir.resolve("secret");
     Files.write(secret, new byte[16]);
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
-    assertEquals(List.of("secretFile: " + secret + " holds 16 bytes; at least 32 are needed"),
-        SecretFileCheck.problems(secret));
+    assertEquals(List.of("secretFile: cluster secret file " + secret + " holds a secret of 16 bytes; at least 32 are"
+        + " needed (e.g. head -c 48 /dev/urandom | base64 > " + secret + ")"), SecretFileCheck.problems(secret));
     Files.write(secret, new byte[64]);
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-r--r--"));
-    assertEquals(List.of("secretFile: " + secret + " is readable beyond its owner; chmod 0600 it"),
-        SecretFileCheck.problems(secret));
+    assertEquals(List.of("secretFile: cluster secret file " + secret + " has mode rw-r--r--: group and others must"
+        + " have no access to it (chmod 0600)"), SecretFileCheck.problems(secret));
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
     assertEquals(List.of(), SecretFileCheck.problems(secret));
+  }
+
+  /** The files on which check-config and the tunnel service used to disagree, and a few more. */
+  @Test
+  void checkConfigAcceptsExactlyTheSecretFilesTheTunnelServiceLoads() throws Exception {
+    String[][] cases = {
+        {"x".repeat(31) + "\n", "rw-------"}, // 32 bytes on disk, 31 of secret
+        {"x".repeat(32) + "\n", "rw-------"},
+        {"x".repeat(32), "rwx------"},
+        {"x".repeat(32), "r--------"},
+        {"x".repeat(32), "rw-r-----"},
+        {"x".repeat(32), "rw-----w-"},
+        {"x".repeat(30) + " \t\r\n", "rw-------"},
+    };
+    for (String[] c : cases) {
+      Path secret = dir.resolve("secret-" + c[1] + "-" + c[0].length());
+      Files.writeString(secret, c[0]);
+      Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString(c[1]));
+      String loaded;
+      try {
+        dev.ipseccni.tunnel.ClusterSecret.load(secret);
+        loaded = null;
+      } catch (IOException e) {
+        loaded = "secretFile: " + e.getMessage();
+      }
+      assertEquals(loaded == null ? List.of() : List.of(loaded), SecretFileCheck.problems(secret),
+          c[1] + " " + c[0].length() + " bytes");
+    }
   }
 
   @Test

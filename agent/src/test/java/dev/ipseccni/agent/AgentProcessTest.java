@@ -122,4 +122,21 @@ class AgentProcessTest {
     assertTrue(out.contains("config error: underlayAddress: '192.0.2.300' is not an IP address"), out);
     assertTrue(out.contains("config error: network.blockPrefixLength: /8 is not smaller than the cluster CIDR"), out);
   }
+
+  @Test
+  void misspelledNestedKeyStopsTheAgentWithExitTwo() throws Exception {
+    Path config = dir.resolve("typo.json");
+    Files.writeString(config, "{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"network\":{\"mtuu\":1300},"
+        + "\"charon\":{\"datapath\":\"xfrm\"}}");
+    Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "check-config", "--config",
+        config.toString()).redirectErrorStream(true).start();
+    started.add(p);
+    String out = new String(p.getInputStream().readAllBytes());
+    assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+    assertEquals(Main.EXIT_CONFIG, p.exitValue(), out);
+    assertEquals(List.of("config error: charon.datapath: 'xfrm' must be one of 'kernel', 'libipsec'",
+        "config error: network.mtuu: unknown key (known: name, clusterCidr, blockPrefixLength, preferredBlock, bridge, "
+            + "mtu, cniVersion)"), out.lines().toList());
+  }
 }

@@ -19,6 +19,12 @@ public final class Addresses {
    * answers by publishing {@link #LEASE_RENEWED}.
    */
   public static final String LEASE_SYNC = "lease.sync";
+  /**
+   * Request/reply, answered by any IPAM service: the cluster's lease map as it reads it now
+   * ({@link dev.ipseccni.bus.message.LeaseSnapshot}); the body is the asking component's name.
+   * {@link PeerView} resyncs from it periodically.
+   */
+  public static final String LEASE_SNAPSHOT = "lease.snapshot";
   public static final String ADDRESS_ALLOCATED = "address.allocated";
   public static final String ADDRESS_RELEASED = "address.released";
   public static final String POD_ADDED = "pod.added";

@@ -6,6 +6,7 @@ import dev.ipseccni.bus.message.CheckRequest;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.GcRequest;
 import dev.ipseccni.bus.message.GcResult;
+import dev.ipseccni.bus.message.LeaseSnapshot;
 import dev.ipseccni.bus.message.ReleaseRequest;
 import io.vertx.core.eventbus.EventBus;
 import java.util.List;
@@ -16,7 +17,7 @@ public final class BusCodecs {
 
   static final List<Class<?>> MESSAGE_TYPES = List.of(
       Event.class, AllocateRequest.class, Allocation.class, ReleaseRequest.class, CheckRequest.class,
-      GcRequest.class, GcResult.class, ComponentStatus.class);
+      GcRequest.class, GcResult.class, ComponentStatus.class, LeaseSnapshot.class);
 
   public static void register(EventBus bus) {
     for (Class<?> type : MESSAGE_TYPES) {

@@ -381,33 +381,135 @@ public final class ProcessSpawner implements AutoCloseable {
   }
 
   /**
-   * ProcessBuilder, as the gateway ran every command before the spawner. Its stdout is read
-   * before its stderr, and both before the timeout starts: enough for the reference
-   * plugins, which write little to stderr.
+   * ProcessBuilder, as the gateway ran every command before the spawner, with the
+   * spawner's rules: the command runs in a process group of its own (through setsid(1));
+   * stdin is written, and stdout and stderr read, each by a thread of its own, so no pipe
+   * can fill and block the command; the timeout counts from the start; a command still
+   * running at the timeout is killed with its whole process group, grandchildren that
+   * hold its pipes included. Once it has exited, a grandchild that keeps its pipes open
+   * delays the answer by {@link #DRAIN} at most.
    */
   static BridgeDelegate.Outcome runDirectly(List<String> argv, Map<String, String> env, String stdin,
                                             Duration timeout) {
-    ProcessBuilder pb = new ProcessBuilder(argv);
+    long deadline = System.nanoTime() + timeout.toNanos();
+    Path executable = executable(argv.get(0), env.getOrDefault("PATH", ""));
+    List<String> command = new ArrayList<>();
+    SETSID.ifPresent(setsid -> command.add(setsid.toString()));
+    command.add(executable.toString());
+    command.addAll(argv.subList(1, argv.size()));
+    ProcessBuilder pb = new ProcessBuilder(command);
     pb.environment().clear();
     pb.environment().putAll(env);
+    Process process;
     try {
-      Process process = pb.start();
-      try (var in = process.getOutputStream()) {
-        in.write(stdin.getBytes(StandardCharsets.UTF_8));
-      }
-      byte[] out = process.getInputStream().readAllBytes();
-      byte[] err = process.getErrorStream().readAllBytes();
-      if (!process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS)) {
-        process.destroyForcibly();
-        throw new CniError(CniError.DATAPATH_FAILED, last(argv) + " did not finish in " + describe(timeout));
-      }
-      return new BridgeDelegate.Outcome(process.exitValue(), new String(out, StandardCharsets.UTF_8),
-          new String(err, StandardCharsets.UTF_8));
+      process = pb.start();
     } catch (IOException e) {
       throw new CniError(CniError.IO_FAILURE, "cannot run " + String.join(" ", argv), e.getMessage());
+    }
+    Drain out = new Drain(process.getInputStream(), last(argv) + " stdout");
+    Drain err = new Drain(process.getErrorStream(), last(argv) + " stderr");
+    Thread feeder = new Thread(() -> {
+      try (OutputStream in = process.getOutputStream()) {
+        in.write(stdin.getBytes(StandardCharsets.UTF_8));
+      } catch (IOException closedEarly) {
+        // the command closed its stdin or ended: what it did not read, it did not want
+      }
+    }, last(argv) + " stdin");
+    feeder.setDaemon(true);
+    feeder.start();
+    try {
+      if (!process.waitFor(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+        killGroup(process);
+        throw new CniError(CniError.DATAPATH_FAILED, last(argv) + " did not finish in " + describe(timeout));
+      }
+      long drainUntil = System.nanoTime() + DRAIN.toNanos();
+      out.awaitEnd(drainUntil);
+      err.awaitEnd(drainUntil);
+      return new BridgeDelegate.Outcome(process.exitValue(), out.text(), err.text());
     } catch (InterruptedException e) {
+      killGroup(process);
       Thread.currentThread().interrupt();
       throw new CniError(CniError.INTERNAL, "interrupted while running " + last(argv));
+    }
+  }
+
+  /** As long as the spawner's DRAIN_MS: a grandchild holding the pipes of an exited command delays its answer this much. */
+  static final Duration DRAIN = Duration.ofMillis(250);
+
+  /** setsid(1) (util-linux, essential on Debian); without it a timed-out command is killed with its descendants. */
+  private static final java.util.Optional<Path> SETSID = java.util.stream.Stream.of("/usr/bin/setsid", "/bin/setsid")
+      .map(Path::of).filter(Files::isExecutable).findFirst();
+
+  /** argv[0] found as execvp(3) would find it, so that a missing command is an IO_FAILURE and not setsid's 127. */
+  private static Path executable(String name, String path) {
+    if (name.contains("/")) {
+      if (Files.isExecutable(Path.of(name)) && !Files.isDirectory(Path.of(name))) {
+        return Path.of(name);
+      }
+    } else {
+      for (String dir : path.split(":")) {
+        Path candidate = Path.of(dir.isEmpty() ? "." : dir, name);
+        if (Files.isExecutable(candidate) && !Files.isDirectory(candidate)) {
+          return candidate;
+        }
+      }
+    }
+    throw new CniError(CniError.IO_FAILURE, "cannot run " + name,
+        name + ": no such executable" + (name.contains("/") ? "" : " in PATH " + path));
+  }
+
+  /** SIGKILL to the command's process group (its pid: setsid made it the group's leader), and to its descendants. */
+  private static void killGroup(Process process) {
+    List<ProcessHandle> descendants = process.descendants().toList();
+    if (SETSID.isPresent()) {
+      try {
+        new ProcessBuilder("kill", "-s", "KILL", "--", "-" + process.pid())
+            .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start()
+            .waitFor(KILL_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (IOException e) {
+        LOG.log(System.Logger.Level.WARNING, "cannot kill the process group " + process.pid() + ": " + e.getMessage());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    process.destroyForcibly();
+    descendants.forEach(ProcessHandle::destroyForcibly);
+  }
+
+  /** Reads one of a command's output streams to its end, on a daemon thread of its own. */
+  private static final class Drain {
+    private final java.io.ByteArrayOutputStream read = new java.io.ByteArrayOutputStream();
+    private final Thread thread;
+
+    Drain(InputStream stream, String name) {
+      thread = new Thread(() -> {
+        byte[] buffer = new byte[8192];
+        try (stream) {
+          for (int n; (n = stream.read(buffer)) >= 0; ) {
+            synchronized (read) {
+              read.write(buffer, 0, n);
+            }
+          }
+        } catch (IOException closed) {
+          // the stream is gone; what was read stays
+        }
+      }, name);
+      thread.setDaemon(true);
+      thread.start();
+    }
+
+    /** Waits for the end of the stream until the given System.nanoTime(); a holder beyond it is left reading. */
+    void awaitEnd(long until) throws InterruptedException {
+      long left = until - System.nanoTime();
+      if (left > 0) {
+        thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+      }
+    }
+
+    String text() {
+      synchronized (read) {
+        return read.toString(StandardCharsets.UTF_8);
+      }
     }
   }
 

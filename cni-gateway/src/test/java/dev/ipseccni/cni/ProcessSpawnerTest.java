@@ -262,6 +262,88 @@ class ProcessSpawnerTest {
     }
   }
 
+  /**
+   * The fallback path (no spawner): a command run from the JVM in the background, so that a
+   * hang of the old sequential reads shows as a failed deadline here, not a hung test.
+   */
+  private CompletableFuture<BridgeDelegate.Outcome> direct(String script, String stdin, Duration timeout) {
+    ProcessSpawner direct = ProcessSpawner.direct();
+    return CompletableFuture.supplyAsync(() -> {
+      try (direct) {
+        return direct.run(List.of("sh", "-c", script), Map.of(), stdin, timeout);
+      }
+    });
+  }
+
+  private static CniError failure(CompletableFuture<BridgeDelegate.Outcome> run) {
+    ExecutionException failed = assertThrows(ExecutionException.class, () -> run.get(60, TimeUnit.SECONDS),
+        "the timeout ended the run");
+    return (CniError) failed.getCause();
+  }
+
+  /** What a command that hangs past a 2 s timeout left: the PIDs it reported, and the run's error. */
+  private record Hung(List<Long> pids, CniError error) {}
+
+  /** Runs a script without spawner that writes its PIDs to the FIFO named PIDS, then hangs. */
+  private Hung hangsPastTheTimeout(String script) throws Exception {
+    Path pids = dir.resolve("pids");
+    CompletableFuture<List<Long>> reported = pidsReportedThrough(pids);
+    CompletableFuture<BridgeDelegate.Outcome> run = direct(script.replace("PIDS", pids.toString()), "",
+        Duration.ofSeconds(2));
+    List<Long> started = reported.get(30, TimeUnit.SECONDS);
+    strays.addAll(started);
+    return new Hung(started, failure(run));
+  }
+
+  @Test
+  void withoutSpawnerAHungCommandWithItsStreamsOpenIsKilledAtTheTimeout() throws Exception {
+    Hung hung = hangsPastTheTimeout("echo $$ > PIDS; echo partial; sleep 300");
+    assertEquals(CniError.DATAPATH_FAILED, hung.error().code());
+    assertTrue(hung.error().getMessage().endsWith("did not finish in 2 s"), hung.error().getMessage());
+    waitUntil(() -> hung.pids().stream().noneMatch(ProcessSpawnerTest::running), "the hung command is killed");
+  }
+
+  @Test
+  void withoutSpawnerAGrandchildHoldingThePipeIsKilledWithItsProcessGroup() throws Exception {
+    // the grandchild keeps stdout and stderr open; the command waits for it
+    Hung hung = hangsPastTheTimeout("sleep 300 & echo $$ $! > PIDS; wait");
+    assertEquals(2, hung.pids().size(), "the command and its child run");
+    assertEquals(CniError.DATAPATH_FAILED, hung.error().code());
+    waitUntil(() -> hung.pids().stream().noneMatch(ProcessSpawnerTest::running),
+        "the command and the grandchild holding its pipes are killed");
+  }
+
+  @Test
+  void withoutSpawnerAnExitedCommandIsAnsweredThoughABackgroundChildHoldsItsOutput() throws Exception {
+    Path pids = dir.resolve("pids");
+    BridgeDelegate.Outcome outcome;
+    try {
+      outcome = direct("sleep 300 & echo $! > " + pids + "; echo started; echo warned >&2", "", LONG)
+          .get(20, TimeUnit.SECONDS);
+    } finally {
+      strays.addAll(readPids(pids));
+    }
+    assertEquals(new BridgeDelegate.Outcome(0, "started\n", "warned\n"), outcome);
+  }
+
+  @Test
+  void withoutSpawnerAFullStderrPipeDoesNotBlockTheCommand() throws Exception {
+    // a megabyte on stderr before anything on stdout: read in turn, stdout first, this never ends
+    BridgeDelegate.Outcome outcome = direct("head -c 1000000 /dev/zero | tr '\\0' e >&2; cat; echo done",
+        "in\n", LONG).get(30, TimeUnit.SECONDS);
+    assertEquals(0, outcome.exitCode());
+    assertEquals("in\ndone\n", outcome.stdout());
+    assertEquals(1_000_000, outcome.stderr().length());
+  }
+
+  @Test
+  void withoutSpawnerAMissingCommandCannotBeRun() {
+    CniError error = assertThrows(CniError.class, () -> ProcessSpawner.direct()
+        .run(List.of("no-such-command-here"), Map.of(), "", LONG));
+    assertEquals(CniError.IO_FAILURE, error.code());
+    assertEquals(0, ProcessSpawner.direct().run(List.of("/bin/true"), Map.of(), "", LONG).exitCode());
+  }
+
   @Test
   void theShippedSpawnerIsWrittenForTheAgentOnly() throws IOException {
     assertEquals(0, sh("exit 0").exitCode());

@@ -1,12 +1,10 @@
 package dev.ipseccni.firewall;
 
 import dev.ipseccni.bus.Addresses;
-import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.PeerView;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.FirewallEvent;
-import dev.ipseccni.bus.message.LeaseEvent;
-import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -31,6 +29,9 @@ public final class FirewallService extends VerticleBase {
   private final EventPublisher events;
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
   private NodeFirewall firewall;
+  /** The one view of block leases; the firewall reads only this node's own lease from it (never expired by it). */
+  private final PeerView peers;
+  private PeerView.Follower peerFollower;
   private RulesetMonitor monitor;
   private long timer = -1;
 
@@ -54,6 +55,8 @@ public final class FirewallService extends VerticleBase {
   public FirewallService(FirewallSettings settings, EventPublisher events) {
     this.settings = settings;
     this.events = events;
+    // the own lease never expires in the view, so the grace does not matter here
+    this.peers = new PeerView(settings.nodeName(), java.time.Duration.ofMinutes(10));
   }
 
   @Override
@@ -65,9 +68,6 @@ public final class FirewallService extends VerticleBase {
     firewall = new NodeFirewall(settings);
     ownBlock = settings.configuredBlock();
     var bus = vertx.eventBus();
-    consumers.add(bus.<Event>consumer(Addresses.LEASE_ACQUIRED, m -> onOwnLease(m.body(), true)));
-    consumers.add(bus.<Event>consumer(Addresses.LEASE_RENEWED, m -> onOwnLease(m.body(), true)));
-    consumers.add(bus.<Event>consumer(Addresses.LEASE_RELEASED, m -> onOwnLease(m.body(), false)));
     consumers.add(bus.consumer(Addresses.nodeStatus(settings.nodeName(), Addresses.FIREWALL),
         m -> m.reply(status())));
     if (!settings.rulesetMonitor().isEmpty()) {
@@ -91,7 +91,12 @@ public final class FirewallService extends VerticleBase {
             .<Void>mapEmpty()
             .recover(err -> Future.succeededFuture());
     return previous.compose(x -> Future.all(consumers.stream().map(MessageConsumer::completion).toList()))
-        .onSuccess(ready -> events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.FIREWALL)))
+        .compose(ready -> {
+          // the own lease as the one view of leases has it (ordered by epoch, resynced from the cluster)
+          peerFollower = PeerView.follow(vertx, events, Addresses.FIREWALL, peers, PeerView.DEFAULT_RESYNC,
+              change -> onOwnLease(peers.own()));
+          return peerFollower.started();
+        })
         .compose(ready -> check())
         .mapEmpty();
   }
@@ -102,6 +107,9 @@ public final class FirewallService extends VerticleBase {
     vertx.cancelTimer(timer);
     if (monitor != null) {
       monitor.stop();
+    }
+    if (peerFollower != null) {
+      peerFollower.close();
     }
     return Future.all(consumers.stream().map(MessageConsumer::unregister).toList());
   }
@@ -123,25 +131,25 @@ public final class FirewallService extends VerticleBase {
     return ComponentStatus.ready(Addresses.FIREWALL);
   }
 
-  private void onOwnLease(Event event, boolean held) {
-    if (!(event.payload() instanceof LeaseEvent leaseEvent) || settings.configuredBlock().isPresent()) {
+  /** Peers' blocks need no rules of their own (the rules name the whole cluster CIDR): only the own lease counts. */
+  private void onOwnLease(Optional<NodeBlockLease> own) {
+    if (settings.configuredBlock().isPresent()) {
       return;
     }
-    NodeBlockLease lease = leaseEvent.lease();
-    if (!lease.node().equals(settings.nodeName())) {
-      // Peers' blocks need no rules of their own: the rules name the whole cluster CIDR.
-      return;
+    Optional<Ipv4Cidr> next = Optional.empty();
+    if (own.isPresent()) {
+      String leased = own.get().block();
+      next = Ipv4Cidr.parse(leased);
+      if (next.isEmpty() || !settings.cluster().contains(next.get())) {
+        LOG.severe(() -> "own lease names block '" + leased + "', which is not inside the cluster CIDR "
+            + settings.clusterCidr() + "; firewall left as it is");
+        return;
+      }
     }
-    Optional<Ipv4Cidr> block = Ipv4Cidr.parse(lease.block());
-    if (block.isEmpty() || !settings.cluster().contains(block.get())) {
-      LOG.severe(() -> "own lease names block '" + lease.block() + "', which is not inside the cluster CIDR "
-          + settings.clusterCidr() + "; firewall left as it is");
-      return;
-    }
-    Optional<Ipv4Cidr> next = held ? block : ownBlock.equals(block) ? Optional.empty() : ownBlock;
     if (!next.equals(ownBlock)) {
+      Optional<Ipv4Cidr> before = ownBlock;
       ownBlock = next;
-      LOG.info(() -> "own block " + (held ? "is now " + lease.block() : lease.block() + " released"));
+      LOG.info(() -> "own block " + (own.isPresent() ? "is now " + own.get().block() : before.get() + " released"));
       requestCheck();
     }
   }

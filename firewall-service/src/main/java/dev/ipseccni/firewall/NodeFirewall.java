@@ -119,6 +119,27 @@ public final class NodeFirewall {
     apply(scripts);
   }
 
+  /** Our chains, and jumps to them, still in the ruleset: empty after a complete {@link #uninstall}. */
+  public List<String> leftovers() throws IptablesException {
+    List<OwnChain> ours = OwnChains.render(settings, Optional.empty());
+    Map<String, SavedTable> saved = saveTables(ours);
+    List<String> left = new ArrayList<>();
+    for (OwnChain chain : ours) {
+      SavedTable table = saved.get(chain.table());
+      if (table.chain(chain.name()).isPresent()) {
+        left.add("chain " + chain.table() + "/" + chain.name());
+      }
+      table.chains().forEach((name, rules) -> {
+        for (String rule : rules) {
+          if (SavedTable.jumpsTo(rule, chain.name())) {
+            left.add("jump " + chain.table() + "/" + name + ": " + rule);
+          }
+        }
+      });
+    }
+    return left;
+  }
+
   private void compareChain(OwnChain chain, SavedTable table, List<String> repaired, StringBuilder script) {
     Optional<List<String>> found = table.chain(chain.name());
     List<String> expected = printedForm.getOrDefault(chain.rules(), chain.rules());

@@ -3,10 +3,15 @@ package dev.ipseccni.ipam;
 import dev.ipseccni.bus.IpPrefix;
 import com.hazelcast.config.Config;
 import com.hazelcast.config.MapConfig;
+import com.hazelcast.config.MergePolicyConfig;
 import com.hazelcast.config.SplitBrainProtectionConfig;
 import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.map.EntryProcessor;
 import com.hazelcast.map.IMap;
+import com.hazelcast.nio.ObjectDataInput;
+import com.hazelcast.nio.ObjectDataOutput;
+import com.hazelcast.spi.merge.MergingValue;
+import com.hazelcast.spi.merge.SplitBrainMergePolicy;
 import com.hazelcast.splitbrainprotection.SplitBrainProtectionOn;
 import dev.ipseccni.bus.JsonRecordCodec;
 import dev.ipseccni.bus.message.NodeBlockLease;
@@ -27,6 +32,11 @@ import java.util.function.Consumer;
  * on the block's key, so a claim is atomic; writes need a majority of the expected
  * members (split-brain protection), so two halves of a partition never claim the same
  * block. Methods block on the cluster: call them from a worker thread.
+ *
+ * <p>A released block keeps a tombstone, {@code released:<epoch>}, in place of its lease, so
+ * the next claim of it gets the next epoch: epochs of a block never go backwards, and a
+ * stale lease (a release or a renewal seen late) can always be told from the current one.
+ * Readers of this class never see tombstones as leases.
  */
 public final class BlockLeases {
   public static final String LEASE_MAP = "ipsec-cni.ipam.block-leases";
@@ -60,6 +70,10 @@ public final class BlockLeases {
     for (String name : List.of(LEASE_MAP, NETWORK_MAP)) {
       config.addMapConfig(new MapConfig(name).setBackupCount(2).setSplitBrainProtectionName(MAJORITY));
     }
+    // After a split the default merge (put-if-absent) could keep the minority's stale lease
+    // over the majority's newer claim of the block: the higher epoch must win.
+    config.getMapConfig(LEASE_MAP).setMergePolicyConfig(new MergePolicyConfig(HigherEpochWins.class.getName(),
+        MergePolicyConfig.DEFAULT_BATCH_SIZE));
     config.addMapConfig(new MapConfig(ADDRESS_MAP).setBackupCount(1));
   }
 
@@ -82,15 +96,39 @@ public final class BlockLeases {
     }
   }
 
-  /** Every lease, by block, sorted. */
+  /** Every lease, by block, sorted (released blocks are not leases). */
   public Map<String, NodeBlockLease> all() {
     Map<String, NodeBlockLease> all = new TreeMap<>();
-    leases.entrySet().forEach(e -> all.put(e.getKey(), decode(e.getValue())));
+    leases.entrySet().forEach(e -> {
+      if (!isTombstone(e.getValue())) {
+        all.put(e.getKey(), decode(e.getValue()));
+      }
+    });
     return all;
   }
 
   public Optional<NodeBlockLease> get(String block) {
-    return Optional.ofNullable(leases.get(block)).map(BlockLeases::decode);
+    return Optional.ofNullable(leases.get(block)).filter(v -> !isTombstone(v)).map(BlockLeases::decode);
+  }
+
+  /** The epoch of the block's last released lease, if it was ever released. */
+  Optional<Long> releasedEpoch(String block) {
+    String value = leases.get(block);
+    return isTombstone(value) ? Optional.of(tombstoneEpoch(value)) : Optional.empty();
+  }
+
+  private static final String TOMBSTONE = "released:";
+
+  static boolean isTombstone(String value) {
+    return value != null && value.startsWith(TOMBSTONE);
+  }
+
+  static long tombstoneEpoch(String value) {
+    return Long.parseLong(value.substring(TOMBSTONE.length()));
+  }
+
+  static String tombstone(NodeBlockLease released) {
+    return TOMBSTONE + released.epoch();
   }
 
   /**
@@ -216,6 +254,48 @@ public final class BlockLeases {
     return new String(JsonRecordCodec.toJson(lease), StandardCharsets.UTF_8);
   }
 
+  /**
+   * The split-brain merge of the lease map: of the two values of a block, the one with the
+   * higher epoch wins, a tombstone counting with its epoch; at equal epochs a tombstone wins
+   * over the lease it released, and of two leases the later renewal. So a block's epoch never
+   * goes backwards across a merge either.
+   */
+  public static final class HigherEpochWins implements SplitBrainMergePolicy<String, MergingValue<String>, Object> {
+    @Override
+    public Object merge(MergingValue<String> merging, MergingValue<String> existing) {
+      if (existing == null || existing.getValue() == null) {
+        return merging.getRawValue();
+      }
+      if (merging == null || merging.getValue() == null) {
+        return existing.getRawValue();
+      }
+      return newer(merging.getValue(), existing.getValue()) ? merging.getRawValue() : existing.getRawValue();
+    }
+
+    /** Whether lease-map value {@code a} is newer than {@code b}. */
+    static boolean newer(String a, String b) {
+      long epochA = isTombstone(a) ? tombstoneEpoch(a) : decode(a).epoch();
+      long epochB = isTombstone(b) ? tombstoneEpoch(b) : decode(b).epoch();
+      if (epochA != epochB) {
+        return epochA > epochB;
+      }
+      if (isTombstone(a) || isTombstone(b)) {
+        return isTombstone(a) && !isTombstone(b);
+      }
+      return decode(a).renewedAtMillis() > decode(b).renewedAtMillis();
+    }
+
+    @Override
+    public void writeData(ObjectDataOutput out) {
+      // no state
+    }
+
+    @Override
+    public void readData(ObjectDataInput in) {
+      // no state
+    }
+  }
+
   /** Takes the block if it is free, expired, or already ours; returns the block's holder afterwards. */
   static final class ClaimBlock implements EntryProcessor<String, String, String> {
     private static final long serialVersionUID = 1L;
@@ -233,11 +313,15 @@ public final class BlockLeases {
     public String process(Map.Entry<String, String> entry) {
       long now = System.currentTimeMillis();
       String block = entry.getKey();
-      NodeBlockLease current = entry.getValue() == null ? null : decode(entry.getValue());
+      if (entry.getValue() == null || isTombstone(entry.getValue())) {
+        long epoch = entry.getValue() == null ? 1 : tombstoneEpoch(entry.getValue()) + 1;
+        String json = encode(new NodeBlockLease(node, underlayAddress, block, epoch, now));
+        entry.setValue(json);
+        return json;
+      }
+      NodeBlockLease current = decode(entry.getValue());
       NodeBlockLease next;
-      if (current == null) {
-        next = new NodeBlockLease(node, underlayAddress, block, 1, now);
-      } else if (current.node().equals(node)) {
+      if (current.node().equals(node)) {
         next = new NodeBlockLease(node, underlayAddress, block, current.epoch(), now);
       } else if (now - current.renewedAtMillis() > graceMillis) {
         next = new NodeBlockLease(node, underlayAddress, block, current.epoch() + 1, now);
@@ -250,7 +334,10 @@ public final class BlockLeases {
     }
   }
 
-  /** Renews the lease if the block is still the holder's; puts it back if the entry is gone. */
+  /**
+   * Renews the lease if the block is still the holder's; puts it back if the entry is gone,
+   * and claims it anew (the next epoch) if it was released meanwhile.
+   */
   static final class RenewLease implements EntryProcessor<String, String, String> {
     private static final long serialVersionUID = 1L;
     private final String heldJson;
@@ -262,7 +349,10 @@ public final class BlockLeases {
     @Override
     public String process(Map.Entry<String, String> entry) {
       NodeBlockLease held = decode(heldJson);
-      if (entry.getValue() != null) {
+      if (isTombstone(entry.getValue())) {
+        held = new NodeBlockLease(held.node(), held.underlayAddress(), held.block(),
+            tombstoneEpoch(entry.getValue()) + 1, held.renewedAtMillis());
+      } else if (entry.getValue() != null) {
         NodeBlockLease current = decode(entry.getValue());
         if (!current.node().equals(held.node())) {
           return entry.getValue();
@@ -275,7 +365,7 @@ public final class BlockLeases {
     }
   }
 
-  /** Removes the lease if it expired; returns it, or null. */
+  /** Removes the lease if it expired (leaving its tombstone); returns it, or null. */
   static final class ReleaseIfExpired implements EntryProcessor<String, String, String> {
     private static final long serialVersionUID = 1L;
     private final long graceMillis;
@@ -286,7 +376,7 @@ public final class BlockLeases {
 
     @Override
     public String process(Map.Entry<String, String> entry) {
-      if (entry.getValue() == null) {
+      if (entry.getValue() == null || isTombstone(entry.getValue())) {
         return null;
       }
       NodeBlockLease current = decode(entry.getValue());
@@ -294,12 +384,12 @@ public final class BlockLeases {
         return null;
       }
       String removed = entry.getValue();
-      entry.setValue(null);
+      entry.setValue(tombstone(current));
       return removed;
     }
   }
 
-  /** Removes the lease if {@code node} holds it. */
+  /** Removes the lease if {@code node} holds it (leaving its tombstone). */
   static final class ReleaseHeld implements EntryProcessor<String, String, Boolean> {
     private static final long serialVersionUID = 1L;
     private final String node;
@@ -310,10 +400,10 @@ public final class BlockLeases {
 
     @Override
     public Boolean process(Map.Entry<String, String> entry) {
-      if (entry.getValue() == null || !decode(entry.getValue()).node().equals(node)) {
+      if (entry.getValue() == null || isTombstone(entry.getValue()) || !decode(entry.getValue()).node().equals(node)) {
         return false;
       }
-      entry.setValue(null);
+      entry.setValue(tombstone(decode(entry.getValue())));
       return true;
     }
   }

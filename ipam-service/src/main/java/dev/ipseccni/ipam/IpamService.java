@@ -17,6 +17,7 @@ import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.Failures;
 import dev.ipseccni.bus.message.GcRequest;
 import dev.ipseccni.bus.message.GcResult;
+import dev.ipseccni.bus.message.LeaseSnapshot;
 import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.ReleaseRequest;
@@ -133,6 +134,11 @@ public final class IpamService extends VerticleBase {
         .eventually(() -> mirrorQueue.close());
   }
 
+  /** For tests in this package: the node's allocations, once the journal is open (null before). */
+  NodeAllocations allocations() {
+    return allocations;
+  }
+
   /** A snapshot of this node's lease and allocations (for the HTTP API). Safe from any thread. */
   public IpamView view() {
     NodeAllocations a = allocations;
@@ -162,10 +168,26 @@ public final class IpamService extends VerticleBase {
     consumers.add(bus.<GcRequest>consumer(Addresses.ipamGc(node), this::gc));
     consumers.add(bus.<Object>consumer(Addresses.nodeStatus(node, Addresses.IPAM), this::status));
     consumers.add(bus.<Event>consumer(Addresses.LEASE_SYNC, m -> announceLease()));
+    consumers.add(bus.<Object>consumer(Addresses.LEASE_SNAPSHOT, this::snapshot));
     return Future.all(consumers.stream().map(MessageConsumer::completion).toList()).mapEmpty();
   }
 
   // ---- requests ----
+
+  /** The lease map as read now, for a {@link dev.ipseccni.bus.PeerView} anywhere in the cluster. */
+  private void snapshot(Message<Object> message) {
+    vertx.executeBlocking(() -> {
+      // the time before the read: a lease renewed during it is newer than the snapshot
+      long takenAt = System.currentTimeMillis();
+      return new LeaseSnapshot(List.copyOf(leases.all().values()), takenAt);
+    }, false).onComplete(read -> {
+      if (read.succeeded()) {
+        message.reply(read.result());
+      } else {
+        message.fail(Failures.TRY_AGAIN_LATER, "node " + node + ": cannot read the lease map: " + read.cause());
+      }
+    });
+  }
 
   private void allocate(Message<AllocateRequest> message) {
     AllocateRequest request = message.body();

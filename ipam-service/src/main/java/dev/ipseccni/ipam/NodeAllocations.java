@@ -292,12 +292,31 @@ public final class NodeAllocations implements AutoCloseable {
       if (records.isEmpty()) {
         return released;
       }
+      gcStep.reached(GcStep.CHOSEN);
       position = journal.append(records);
       records.forEach(r -> pool.release(r.key()));
       position = afterAppend(records.size(), position);
     }
+    gcStep.reached(GcStep.WRITTEN);
     journal.awaitDurable(position);
     return released;
+  }
+
+  /** A point inside {@link #gc}, where a crash test makes it stop so that its kill lands exactly there. */
+  interface GcStep {
+    /** The releases are chosen; nothing of them is written or applied yet. */
+    String CHOSEN = "chosen";
+    /** The releases are written to the journal and applied in memory; not forced, not acknowledged. */
+    String WRITTEN = "written";
+
+    void reached(String step);
+  }
+
+  private volatile GcStep gcStep = step -> { };
+
+  /** For tests: called at each {@link GcStep} of every GC from now on. */
+  void onGcStep(GcStep step) {
+    this.gcStep = step;
   }
 
   /** The key's allocation, if it holds one. */

@@ -6,6 +6,8 @@ import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.message.AllocateRequest;
 import dev.ipseccni.bus.message.Allocation;
+import dev.ipseccni.bus.message.GcRequest;
+import dev.ipseccni.bus.message.GcResult;
 import dev.ipseccni.bus.message.ReleaseRequest;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import io.vertx.core.Future;
@@ -138,8 +140,35 @@ public final class IpamNode {
         cluster.hazelcast().<String, String>getMap(BlockLeases.ADDRESS_MAP).forEach((k, v) -> out("MIRROR " + k));
         out("DONE mirror");
       }
+      case "gc" -> gc(vertx, w[1], w[2]);
+      case "gc-stopping-at" -> {
+        // the next GC stops for good at this step: the test's kill -9 lands there
+        String step = w[2];
+        services.get(w[1]).allocations().onGcStep(reached -> {
+          if (reached.equals(step)) {
+            out("GC-STOPPED-AT " + reached);
+            while (true) {
+              try {
+                Thread.sleep(Long.MAX_VALUE);
+              } catch (InterruptedException e) {
+                // only the kill ends this
+              }
+            }
+          }
+        });
+        gc(vertx, w[1], w[3]);
+      }
       default -> out("FAILED unknown command " + Arrays.toString(w));
     }
+  }
+
+  /** GC with every allocation whose container id starts with keepPrefix as a valid attachment. */
+  private static void gc(Vertx vertx, String node, String keepPrefix) {
+    List<GcRequest.Attachment> valid = services.get(node).view().allocations().stream()
+        .filter(a -> a.containerId().startsWith(keepPrefix))
+        .map(a -> new GcRequest.Attachment(a.containerId(), a.ifName())).toList();
+    vertx.eventBus().<GcResult>request(Addresses.ipamGc(node), new GcRequest(NET, valid), LOCAL).onComplete(r ->
+        out(r.succeeded() ? "GC-DONE " + r.result().body().released().size() : "GC-FAILED " + r.cause()));
   }
 
   private static Future<Allocation> allocate(Vertx vertx, String node, String cid) {

@@ -39,12 +39,27 @@ public final class ClusterSecret {
   }
 
   /**
-   * Reads the secret; trailing line breaks and spaces (as `echo` leaves them) are not part of it.
+   * Reads the secret. This is the one check of a secret file: the tunnel service loads it
+   * this way and {@code ipsec-cni check-config} asks this method too, so a file that passes
+   * the check is a file the service accepts. The rules:
+   * <ul>
+   *   <li>a regular file (a symbolic link to one, as Kubernetes mounts Secrets, is followed);
+   *   <li>no permission bit for group or others, whatever the owner's bits are (0400, 0600
+   *       and 0700 pass; 0640, 0604 fail): only group and other bits let anyone else read it;
+   *   <li>trailing line breaks, spaces and tabs (as {@code echo} leaves them) are not part of
+   *       the secret, and at least {@value #MIN_BYTES} bytes must remain.
+   * </ul>
    *
-   * @throws IOException with a message an operator can act on: missing file, file readable by
-   *     group or others (must be 0600), or a secret shorter than {@value #MIN_BYTES} bytes
+   * @throws IOException with a message an operator can act on, naming the file and never the secret
    */
   public static ClusterSecret load(Path file) throws IOException {
+    if (!Files.exists(file)) {
+      throw new IOException("cluster secret file " + file + " does not exist (create it with at least " + MIN_BYTES
+          + " random bytes, mode 0600: head -c 48 /dev/urandom | base64 > " + file + ")");
+    }
+    if (!Files.isRegularFile(file)) {
+      throw new IOException("cluster secret file " + file + " is not a regular file");
+    }
     Set<PosixFilePermission> perms;
     try {
       perms = Files.getPosixFilePermissions(file);
@@ -55,7 +70,7 @@ public final class ClusterSecret {
     open.retainAll(perms);
     if (!open.isEmpty()) {
       throw new IOException("cluster secret file " + file + " has mode " + PosixFilePermissions.toString(perms)
-          + ": it must be readable by its owner only (chmod 0600)");
+          + ": group and others must have no access to it (chmod 0600)");
     }
     byte[] raw = Files.readAllBytes(file);
     int end = raw.length;
@@ -67,8 +82,9 @@ public final class ClusterSecret {
     if (secret.length < MIN_BYTES) {
       int n = secret.length;
       Arrays.fill(secret, (byte) 0);
-      throw new IOException("cluster secret in " + file + " is " + n + " bytes; at least " + MIN_BYTES
-          + " are needed (e.g. head -c 48 /dev/urandom | base64 > " + file + ")");
+      throw new IOException("cluster secret file " + file + " holds a secret of " + n + " bytes" + (n < raw.length
+          ? " (not counting the " + (raw.length - n) + " trailing line-break and blank bytes)" : "")
+          + "; at least " + MIN_BYTES + " are needed (e.g. head -c 48 /dev/urandom | base64 > " + file + ")");
     }
     return new ClusterSecret(secret);
   }

@@ -3,10 +3,9 @@ package dev.ipseccni.tunnel;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.PeerView;
 import dev.ipseccni.bus.message.CharonCheck;
 import dev.ipseccni.bus.message.ComponentStatus;
-import dev.ipseccni.bus.message.LeaseEvent;
-import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.SecretAnnouncement;
 import dev.ipseccni.bus.message.TunnelEvent;
@@ -70,7 +69,9 @@ public final class TunnelService extends VerticleBase {
   private final EventPublisher events;
 
   // event-loop state
-  private final Map<String, NodeBlockLease> leases = new TreeMap<>();
+  /** Who holds which block, as this node knows it: the one view shared with the firewall and the bridge keeper. */
+  private final PeerView peers;
+  private PeerView.Follower peerFollower;
   private Map<String, PeerTunnel> applied = new HashMap<>();
   private Map<String, PeerTunnel> upTunnels = new HashMap<>();
   private String charonProblem = "not yet contacted";
@@ -118,9 +119,18 @@ public final class TunnelService extends VerticleBase {
   /** Peers already warned about for announcing a secret this node does not have, with that id. */
   private final Map<String, String> warnedSecretIds = new HashMap<>();
 
+  /** The IPAM default: a peer's lease not renewed for this long leaves the view by itself. */
+  public static final Duration DEFAULT_LEASE_GRACE = Duration.ofMinutes(10);
+
   public TunnelService(TunnelSettings settings, EventPublisher events) {
+    this(settings, events, DEFAULT_LEASE_GRACE);
+  }
+
+  /** @param leaseGrace IPAM's lease grace period: a peer not renewed for this long is no peer any more */
+  public TunnelService(TunnelSettings settings, EventPublisher events, Duration leaseGrace) {
     this.settings = settings;
     this.events = events;
+    this.peers = new PeerView(settings.nodeName(), leaseGrace);
   }
 
   @Override
@@ -136,9 +146,14 @@ public final class TunnelService extends VerticleBase {
               settings.reconcileInterval().multipliedBy(2), secret);
           announcedSecretId = secret.id();
           List<Future<?>> registered = new ArrayList<>();
-          registered.add(consumer(Addresses.LEASE_ACQUIRED, this::onLease));
-          registered.add(consumer(Addresses.LEASE_RENEWED, this::onLease));
-          registered.add(consumer(Addresses.LEASE_RELEASED, this::onLeaseReleased));
+          // events, expiry and a snapshot of the cluster's lease map every reconcile interval
+          peerFollower = PeerView.follow(vertx, events, Addresses.TUNNEL, peers, settings.reconcileInterval(),
+              change -> {
+                if (change == PeerView.Change.SHAPE) {
+                  requestReconcile(false);
+                }
+              });
+          registered.add(peerFollower.started());
           registered.add(vertx.eventBus().<Event>consumer(Addresses.TUNNEL_SECRET, m -> onSecret(m.body()))
               .completion());
           MessageConsumer<Object> status = vertx.eventBus()
@@ -149,7 +164,6 @@ public final class TunnelService extends VerticleBase {
         .andThen(ok -> {
           if (ok.succeeded()) {
             timer = vertx.setPeriodic(settings.reconcileInterval().toMillis(), id -> requestReconcile(true));
-            events.publish(Addresses.LEASE_SYNC, new LeaseSync(Addresses.TUNNEL));
             events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, true));
             requestReconcile(false);
           }
@@ -165,6 +179,9 @@ public final class TunnelService extends VerticleBase {
     if (retryTimer >= 0) {
       vertx.cancelTimer(retryTimer);
     }
+    if (peerFollower != null) {
+      peerFollower.close();
+    }
     // charon keeps its tunnels without us: stopping the agent must not cut pod traffic.
     return worker.executeBlocking(() -> {
       if (session != null) {
@@ -172,31 +189,6 @@ public final class TunnelService extends VerticleBase {
       }
       return null;
     }).eventually(() -> worker.close());
-  }
-
-  private Future<?> consumer(String address, java.util.function.Consumer<NodeBlockLease> handler) {
-    MessageConsumer<Event> c = vertx.eventBus().consumer(address, (Message<Event> m) -> {
-      if (m.body().payload() instanceof LeaseEvent le) {
-        handler.accept(le.lease());
-      }
-    });
-    return c.completion();
-  }
-
-  private void onLease(NodeBlockLease lease) {
-    NodeBlockLease before = leases.put(lease.node(), lease);
-    if (before == null || !sameShape(before, lease)) {
-      requestReconcile(false);
-    }
-  }
-
-  private void onLeaseReleased(NodeBlockLease lease) {
-    NodeBlockLease current = leases.get(lease.node());
-    // A release of an older claim must not drop a newer one.
-    if (current != null && current.block().equals(lease.block()) && current.epoch() <= lease.epoch()) {
-      leases.remove(lease.node());
-      requestReconcile(false);
-    }
   }
 
   private void onSecret(Event event) {
@@ -210,10 +202,6 @@ public final class TunnelService extends VerticleBase {
     if (!announced.secretId().equals(before)) {
       requestReconcile(false);
     }
-  }
-
-  private static boolean sameShape(NodeBlockLease a, NodeBlockLease b) {
-    return a.underlayAddress().equals(b.underlayAddress()) && a.block().equals(b.block());
   }
 
   private void onStatus(Message<Object> request) {
@@ -297,8 +285,8 @@ public final class TunnelService extends VerticleBase {
       return;
     }
     reconciling = true;
-    Optional<NodeBlockLease> own = Optional.ofNullable(leases.get(settings.nodeName()));
-    List<NodeBlockLease> all = List.copyOf(leases.values());
+    Optional<NodeBlockLease> own = peers.own();
+    List<NodeBlockLease> all = peers.leases();
     Map<String, PeerTunnel> appliedNow = Map.copyOf(applied);
     Map<String, String> peerIds = Map.copyOf(peerSecretIds);
     worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, peerIds, initiateAll))

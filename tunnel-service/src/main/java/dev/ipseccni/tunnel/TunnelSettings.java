@@ -10,7 +10,7 @@ import java.util.Objects;
  * @param nodeName this node's name (its IKE identity, and how its lease is recognised)
  * @param underlayAddress this node's underlay IP, the local tunnel endpoint
  * @param viciSocket charon's VICI socket
- * @param secretFile cluster secret file (mode 0600) the pair keys are derived from
+ * @param secretFile cluster secret file (no access for group or others; see ClusterSecret#load) the pair keys are derived from
  * @param datapath kernel XFRM or libipsec
  * @param proposals IKE and ESP proposals
  * @param reconcileInterval how often desired tunnels are compared with charon's state

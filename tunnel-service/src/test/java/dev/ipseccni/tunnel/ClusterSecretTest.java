@@ -79,6 +79,38 @@ class ClusterSecretTest {
   }
 
   @Test
+  void ownerOnlyModesAreAcceptedWhateverTheOwnersBits() throws Exception {
+    for (String mode : new String[] {"r--------", "rw-------", "rwx------"}) {
+      assertEquals(32, ClusterSecret.load(secretFile("y".repeat(32), mode)).pairKey("a", "b").reveal().length() / 2,
+          mode);
+    }
+  }
+
+  @Test
+  void anyBitForGroupOrOthersIsRefused() throws Exception {
+    for (String mode : new String[] {"rw------x", "rw-----w-", "rwx--x---", "r-----r--"}) {
+      Path f = secretFile(SECRET, mode);
+      IOException e = assertThrows(IOException.class, () -> ClusterSecret.load(f), mode);
+      assertTrue(e.getMessage().contains("group and others must have no access"), e.getMessage());
+    }
+  }
+
+  @Test
+  void trailingLineBreakDoesNotCountTowardsTheLength() throws Exception {
+    Path f = secretFile("z".repeat(31) + "\n", "rw-------");
+    IOException e = assertThrows(IOException.class, () -> ClusterSecret.load(f));
+    assertTrue(e.getMessage().contains("a secret of 31 bytes (not counting the 1 trailing line-break and blank bytes)"),
+        e.getMessage());
+  }
+
+  @Test
+  void directoryIsNotASecretFile() throws Exception {
+    Path d = Files.createDirectory(dir.resolve("secret.d"));
+    IOException e = assertThrows(IOException.class, () -> ClusterSecret.load(d));
+    assertTrue(e.getMessage().endsWith(d + " is not a regular file"), e.getMessage());
+  }
+
+  @Test
   void secretAndKeysNeverShowInToString() throws Exception {
     ClusterSecret s = ClusterSecret.load(secretFile(SECRET, "rw-------"));
     PreSharedKey k = s.pairKey("node-a", "node-b");

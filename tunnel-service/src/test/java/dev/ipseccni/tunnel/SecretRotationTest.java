@@ -41,8 +41,10 @@ import org.junit.jupiter.api.Test;
  * the starting side first, and last.
  */
 class SecretRotationTest {
-  private static final NodeBlockLease LEASE_A = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1, 0);
-  private static final NodeBlockLease LEASE_B = new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1, 0);
+  private static final NodeBlockLease LEASE_A = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1,
+      System.currentTimeMillis());
+  private static final NodeBlockLease LEASE_B = new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1,
+      System.currentTimeMillis());
   private static final String OLD = "the-old-cluster-secret-of-the-rotation-test-0123456789";
   private static final String NEW = "the-new-cluster-secret-of-the-rotation-test-9876543210";
 

@@ -34,8 +34,10 @@ import org.junit.jupiter.api.Test;
  * one Vert.x: lease events in, tunnels in charon and tunnel events out.
  */
 class TunnelServiceTest {
-  private static final NodeBlockLease LEASE_A = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1, 0);
-  private static final NodeBlockLease LEASE_B = new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1, 0);
+  private static final NodeBlockLease LEASE_A = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1,
+      System.currentTimeMillis());
+  private static final NodeBlockLease LEASE_B = new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1,
+      System.currentTimeMillis());
 
   private NetnsLab lab;
   private NetnsLab.Charon charonA;
@@ -152,6 +154,55 @@ class TunnelServiceTest {
         }
       }, "peer-node-b unloaded from charon on node-a");
     }
+  }
+
+  /** charon's connections on node-a, once they satisfy {@code loaded}. */
+  private java.util.List<String> connsOnA(java.util.function.Predicate<java.util.List<String>> loaded, String what)
+      throws Exception {
+    java.util.List<String> conns = new java.util.ArrayList<>();
+    try (ViciSession s = charonA.connect()) {
+      NetnsLab.awaitTrue(Duration.ofSeconds(20), () -> {
+        try {
+          conns.clear();
+          conns.addAll(s.getConns());
+          return loaded.test(conns);
+        } catch (Exception e) {
+          return false;
+        }
+      }, what);
+    }
+    return conns;
+  }
+
+  /**
+   * node-b's release was missed (a partition), and node-c took its block: node-a must not
+   * keep two connections whose remote_ts is that block, only one, to its new holder.
+   */
+  @Test
+  void blockTakenOverWithoutASeenReleaseHasOneConnectionToItsNewHolder() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(new NodeBlockLease("node-c", "192.168.250.3",
+        LEASE_B.block(), LEASE_B.epoch() + 1, System.currentTimeMillis())));
+
+    java.util.List<String> conns = connsOnA(c -> c.contains("peer-node-c"), "peer-node-c loaded on node-a");
+    assertFalse(conns.contains("peer-node-b"), "two connections for block " + LEASE_B.block() + ": " + conns);
+    assertEquals("node-b", next(Addresses.TUNNEL_DOWN, "node-a").peer());
+  }
+
+  /** A lease not renewed within IPAM's grace is no peer (the cluster may have handed its block on). */
+  @Test
+  void leasePastItsGraceIsNoPeer() throws Exception {
+    long longAgo = System.currentTimeMillis() - TunnelService.DEFAULT_LEASE_GRACE.toMillis() - 60_000;
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_A));
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(new NodeBlockLease("node-b", "192.168.250.2",
+        LEASE_B.block(), 1, longAgo)));
+    // a live peer published after it: once its connection is loaded, node-b's lease was seen and weighed
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(new NodeBlockLease("node-c", "192.168.250.3",
+        "10.128.3.0/24", 1, System.currentTimeMillis())));
+
+    java.util.List<String> conns = connsOnA(c -> c.contains("peer-node-c"), "peer-node-c loaded on node-a");
+    assertFalse(conns.contains("peer-node-b"), "a connection for an outlived lease: " + conns);
   }
 
   @Test
