@@ -38,8 +38,6 @@ import org.junit.jupiter.api.Test;
  * refuses, a peer that does not answer. Each case recovers once its cause is fixed.
  */
 class TunnelFailureReasonsTest {
-  private static final NodeBlockLease LEASE_A = new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1, 0);
-  private static final NodeBlockLease LEASE_B = new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1, 0);
   /** The lab's plugins without gcm and openssl: charon has no AES-GCM at all (a --no-install-recommends strongSwan). */
   private static final String NO_GCM = NetnsLab.PLUGINS.replace(" gcm", "").replace(" openssl", "");
   private static final Duration SEEN = Duration.ofSeconds(60);
@@ -191,9 +189,11 @@ class TunnelFailureReasonsTest {
         .get(30, TimeUnit.SECONDS));
   }
 
+  /** Both leases, renewed now: the peer view drops a lease of another node not renewed within the grace. */
   private void publishLeases() {
-    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_A));
-    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_B));
+    long now = System.currentTimeMillis();
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(new NodeBlockLease("node-a", "192.168.250.1", "10.128.1.0/24", 1, now)));
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(new NodeBlockLease("node-b", "192.168.250.2", "10.128.2.0/24", 1, now)));
   }
 
   private BlockingQueue<Event> queue(String address, String node) {
