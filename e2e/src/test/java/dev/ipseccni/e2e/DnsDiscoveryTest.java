@@ -33,6 +33,7 @@ class DnsDiscoveryTest {
   private static final String DNS_ADDRESS = "192.0.2.53";
 
   private LabHarness lab;
+  private Path work;
   private Path hostsDir;
   private Process dnsmasq;
   private Map<String, String> env;
@@ -41,7 +42,7 @@ class DnsDiscoveryTest {
   void up() throws IOException {
     assertTrue(Files.isExecutable(Path.of("/usr/sbin/dnsmasq")), "no /usr/sbin/dnsmasq (scripts/install-deps)");
     lab = new LabHarness();
-    Path work = Files.createTempDirectory("dns-discovery");
+    work = Files.createTempDirectory("dns-discovery");
     hostsDir = Files.createDirectories(work.resolve("hosts"));
     Path resolv = work.resolve("resolv.conf");
     Files.writeString(resolv, "nameserver " + DNS_ADDRESS + "\noptions timeout:1 attempts:2\n");
@@ -53,12 +54,20 @@ class DnsDiscoveryTest {
   }
 
   @AfterAll
-  void down() {
+  void down() throws Exception {
     if (dnsmasq != null) {
       dnsmasq.destroy();
+      dnsmasq.waitFor();
     }
     if (lab != null) {
       lab.close();
+    }
+    if (work != null) {
+      try (var files = Files.walk(work)) {
+        for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.delete(f);
+        }
+      }
     }
   }
 
