@@ -80,7 +80,8 @@ class DnsDiscoveryTest {
     run("ip", "-n", underlay, "link", "set", "dns", "master", CniLab.PREFIX + "br0", "up");
     run("ip", "-n", DNS_NS, "addr", "add", DNS_ADDRESS + "/24", "dev", "eth0");
     run("ip", "-n", DNS_NS, "link", "set", "eth0", "up");
-    dnsmasq = new ProcessBuilder("ip", "netns", "exec", DNS_NS, "/usr/sbin/dnsmasq", "--keep-in-foreground",
+    // nsenter execs dnsmasq, so this process is dnsmasq itself and destroy() ends it
+    dnsmasq = new ProcessBuilder("nsenter", "--net=/run/netns/" + DNS_NS, "/usr/sbin/dnsmasq", "--keep-in-foreground",
         "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--hostsdir=" + hostsDir, "--user=root",
         "--listen-address=" + DNS_ADDRESS, "--bind-interfaces", "--pid-file=", "--log-facility=-")
         .redirectErrorStream(true).redirectOutput(hostsDir.getParent().resolve("dnsmasq.log").toFile()).start();

@@ -133,7 +133,7 @@ class RuntimeTest {
    * writes the DNAT rules from our result, and the port answers at node1's underlay address.
    */
   @Test
-  void hostPortAnswersAtTheNodeAddressSurvivesDriftRepairAndGoesWithRm() {
+  void hostPortAnswersAtTheNodeAddressSurvivesDriftRepairAndGoesWithRm() throws Exception {
     String peer = lab.lab("pod", "add", "2", "webclient").stdout();
     assertTrue(CniLab.address(parse(peer)).startsWith("10.128.2."), peer);
     String node1 = LabHarness.address(1);
@@ -148,7 +148,19 @@ class RuntimeTest {
     assertTrue(nat.contains("--to-destination " + address + ":80"), "portmap's DNAT to the container:\n" + nat);
 
     String url = "http://" + node1 + ":" + HOST_PORT + "/";
-    LabHarness.await(TUNNEL, "node1's hostPort from a pod on node2", () -> fetch("pod-webclient", url));
+    // node1's port on the underlay (the router's counters see only what is routed, and a
+    // capture on the bridge itself misses unicast forwarded between its ports).
+    Path pcap = podman.resolve("underlay.pcap");
+    Process capture = startCapture(pcap, "net 10.128.0.0/16 or tcp port " + HOST_PORT);
+    try {
+      LabHarness.await(TUNNEL, "node1's hostPort from a pod on node2", () -> fetch("pod-webclient", url));
+    } finally {
+      capture.destroy();
+      capture.waitFor();
+    }
+    assertTrue(!read(pcap, "tcp port " + HOST_PORT).isBlank(), "the capture saw the hostPort hop on the underlay: "
+        + Files.readString(podman.resolve("tcpdump.log")));
+    assertEquals("", read(pcap, "net 10.128.0.0/16"), "a pod address crossed the underlay in clear");
     LabHarness.await(TUNNEL, "node1's hostPort from the outside host", () -> fetch("outside", url));
     // node1's cni0 address lies in its block: that way the remote pod's request rides the tunnel
     String gateway = "http://" + address.substring(0, address.lastIndexOf('.')) + ".1:" + HOST_PORT + "/";
@@ -190,6 +202,29 @@ class RuntimeTest {
     assertFalse(fetch("outside", url), "the port no longer answers once the container is gone");
     podman("rm", "-f", "-t", "0", WEB_TWIN);
     lab.lab("pod", "del", "webclient");
+  }
+
+  /** tcpdump on node1's port of the underlay bridge into pcap, once it is listening. */
+  private Process startCapture(Path pcap, String filter) throws IOException {
+    Path log = podman.resolve("tcpdump.log");
+    // nsenter execs tcpdump (ip netns exec would fork): the signal that ends it reaches it, and it flushes.
+    Process p = new ProcessBuilder("nsenter", "--net=/run/netns/" + CniLab.PREFIX + "underlay", "tcpdump", "-i", "n1", "-n", "-U", "--immediate-mode", "-Z", "root", "-w", pcap.toString(), filter)
+        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    LabHarness.await(Duration.ofSeconds(30), "tcpdump listening on the underlay", () -> {
+      try {
+        return Files.readString(log).contains("listening on");
+      } catch (IOException e) {
+        return false;
+      }
+    });
+    return p;
+  }
+
+  /** The packets of pcap that match filter, one a line. */
+  private String read(Path pcap, String filter) {
+    LabHarness.Result r = cni.run(List.of("tcpdump", "-n", "-r", pcap.toString(), filter))
+        .orFail("tcpdump -r " + pcap);
+    return r.stdout().strip();
   }
 
   private String natRules() {
