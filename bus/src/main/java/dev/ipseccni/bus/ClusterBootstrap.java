@@ -82,7 +82,8 @@ public final class ClusterBootstrap {
     join.getAutoDetectionConfig().setEnabled(false);
     if (settings.serviceDns().isPresent()) {
       // Hazelcast's Kubernetes discovery, DNS-lookup mode: every join attempt and merge check
-      // resolves the name again, so members listed later are found and vanished ones forgotten.
+      // resolves the name again, so members listed later are found and a dropped address is no
+      // longer tried; who is a member is still decided by Hazelcast's heartbeats.
       join.getKubernetesConfig().setEnabled(true)
           .setProperty("service-dns", settings.serviceDns().get())
           .setProperty("service-port", String.valueOf(settings.port()))

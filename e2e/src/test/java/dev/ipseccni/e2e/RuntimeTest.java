@@ -207,8 +207,11 @@ class RuntimeTest {
   /** tcpdump on node1's port of the underlay bridge into pcap, once it is listening. */
   private Process startCapture(Path pcap, String filter) throws IOException {
     Path log = podman.resolve("tcpdump.log");
-    // nsenter execs tcpdump (ip netns exec would fork): the signal that ends it reaches it, and it flushes.
-    Process p = new ProcessBuilder("nsenter", "--net=/run/netns/" + CniLab.PREFIX + "underlay", "tcpdump", "-i", "n1", "-n", "-U", "--immediate-mode", "-Z", "root", "-w", pcap.toString(), filter)
+    // nsenter execs tcpdump (ip netns exec would fork): the signal that ends it reaches it, and
+    // --immediate-mode hands over each packet at once, so none is lost when it ends. n1 is the
+    // lab's name for node1's port on the bridge.
+    Process p = new ProcessBuilder("nsenter", "--net=/run/netns/" + CniLab.PREFIX + "underlay", "tcpdump", "-i", "n1",
+        "-n", "-U", "--immediate-mode", "-Z", "root", "-w", pcap.toString(), filter)
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();
     LabHarness.await(Duration.ofSeconds(30), "tcpdump listening on the underlay", () -> {
       try {
