@@ -42,9 +42,12 @@ public record AgentConfig(
 
   public static final List<String> ALL_SERVICES = List.of("ipam", "tunnel", "firewall", "cni-gateway");
 
-  /** @param tls mutual TLS for the event bus between agents (cluster.tls); empty = plain TCP */
+  /**
+   * @param tls mutual TLS for the event bus between agents (cluster.tls); empty = plain TCP
+   * @param discoveryDns members found by resolving this name (cluster.discovery.dns), instead of {@code members}
+   */
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
-                        boolean liteMember, Optional<ClusterSettings.Tls> tls) {}
+                        boolean liteMember, Optional<ClusterSettings.Tls> tls, Optional<String> discoveryDns) {}
 
   /** @param cniVersion the cniVersion of the conflist the agent writes (what runtimes send and expect back) */
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
@@ -92,6 +95,9 @@ public record AgentConfig(
   }
 
   private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?");
+  /** Labels of letters, digits and '-', dot-separated, up to 253 characters; an optional final dot. */
+  private static final Pattern DNS_NAME =
+      Pattern.compile("(?=.{1,253}\\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?");
   private static final Pattern IFNAME = Pattern.compile("[A-Za-z0-9_.-]{1,15}");
 
   /** Reads and checks the file; a {@link ConfigException} lists every problem found. */
@@ -138,6 +144,23 @@ public record AgentConfig(
     }
     if (members.isEmpty() && (explicitMembers || !underlay.isEmpty())) {
       r.problem("cluster.members: at least one member address is needed");
+    }
+    Optional<String> discoveryDns = Optional.empty();
+    if (r.present("cluster.discovery")) {
+      String dns = r.text("cluster.discovery.dns", "");
+      if (!DNS_NAME.matcher(dns).matches()) {
+        r.problem("cluster.discovery.dns: '" + dns + "' must be a DNS name (e.g. ipsec-cni.ipsec-cni.svc.cluster.local)");
+      } else {
+        discoveryDns = Optional.of(dns);
+      }
+      if (explicitMembers) {
+        r.problem("cluster.members: not used with cluster.discovery.dns (the DNS answer is the member list); set one");
+      }
+      // A DNS answer says who is listed now, not how many nodes the cluster has: the majority
+      // that guards block claims must be stated.
+      if (!r.present("cluster.expectedMembers")) {
+        r.problem("cluster.expectedMembers: required with cluster.discovery.dns (the number of nodes)");
+      }
     }
     int expected = r.integer("cluster.expectedMembers", Math.max(1, members.size()), 1, Integer.MAX_VALUE);
     boolean lite = r.bool("cluster.liteMember", false);
@@ -264,7 +287,7 @@ public record AgentConfig(
       throw new ConfigException(r.problems);
     }
     return new AgentConfig(nodeName, underlay,
-        new Cluster(clusterName, port, busPort, members, expected, lite, tls),
+        new Cluster(clusterName, port, busPort, members, expected, lite, tls, discoveryDns),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu, cniVersion),
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath, ikeProposals, espProposals), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),

@@ -71,8 +71,9 @@ final class NodeAgent {
 
   static ClusterSettings clusterSettings(AgentConfig config) {
     AgentConfig.Cluster c = config.cluster();
-    return new ClusterSettings(c.name(), config.nodeName(), config.underlayAddress(), c.port(), c.eventBusPort(),
-        c.members(), c.liteMember(), ClusterSettings.Timing.DEFAULT, c.tls());
+    ClusterSettings settings = new ClusterSettings(c.name(), config.nodeName(), config.underlayAddress(), c.port(),
+        c.eventBusPort(), c.members(), c.liteMember(), ClusterSettings.Timing.DEFAULT, c.tls());
+    return c.discoveryDns().map(settings::withServiceDns).orElse(settings);
   }
 
   private Future<Void> deploy() {

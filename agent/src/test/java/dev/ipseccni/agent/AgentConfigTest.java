@@ -324,4 +324,27 @@ class AgentConfigTest {
     assertEquals(List.of("cluster.tls.keyFile: " + dir.resolve("absent.key") + " does not exist or is not readable",
         "cluster.tls.caFile: required when cluster.tls is set (PEM file)"), p);
   }
+
+  @Test
+  void discoveryByDnsReachesTheClusterSettingsInsteadOfTheMemberList() throws Exception {
+    AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"expectedMembers\":3,"
+        + "\"discovery\":{\"dns\":\"ipsec-cni.ipsec-cni.svc.cluster.local\"}}}");
+    assertEquals(java.util.Optional.of("ipsec-cni.ipsec-cni.svc.cluster.local"),
+        NodeAgent.clusterSettings(c).serviceDns());
+    assertEquals(3, c.cluster().expectedMembers());
+    assertTrue(NodeAgent.clusterSettings(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"}"))
+        .serviceDns().isEmpty(), "no cluster.discovery, the static member list");
+  }
+
+  @Test
+  void discoveryByDnsNeedsANameAndTheExpectedSizeAndExcludesAMemberList() throws Exception {
+    assertEquals(List.of("cluster.discovery.dns: 'not a name!' must be a DNS name (e.g. ipsec-cni.ipsec-cni.svc.cluster.local)",
+        "cluster.members: not used with cluster.discovery.dns (the DNS answer is the member list); set one",
+        "cluster.expectedMembers: required with cluster.discovery.dns (the number of nodes)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{"
+            + "\"members\":[\"192.0.2.12\"],\"discovery\":{\"dns\":\"not a name!\"}}}"));
+    assertEquals(List.of("cluster.discovery.dns: '' must be a DNS name (e.g. ipsec-cni.ipsec-cni.svc.cluster.local)"),
+        problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"expectedMembers\":1,"
+            + "\"discovery\":{}}}"));
+  }
 }

@@ -65,6 +65,9 @@ public final class ClusterBootstrap {
         });
   }
 
+  /** How long one lookup of {@code cluster.discovery.dns} may take before it counts as no answer. */
+  static final int DNS_TIMEOUT_SECONDS = 5;
+
   static Config hazelcastConfig(ClusterSettings settings) {
     Config config = ConfigUtil.loadConfig();
     config.setClusterName(settings.clusterName());
@@ -77,8 +80,18 @@ public final class ClusterBootstrap {
     JoinConfig join = network.getJoin();
     join.getMulticastConfig().setEnabled(false);
     join.getAutoDetectionConfig().setEnabled(false);
-    join.getTcpIpConfig().setEnabled(true).setMembers(settings.members())
-        .setConnectionTimeoutSeconds(2);
+    if (settings.serviceDns().isPresent()) {
+      // Hazelcast's Kubernetes discovery, DNS-lookup mode: every join attempt and merge check
+      // resolves the name again, so members listed later are found and a dropped address is no
+      // longer tried; who is a member is still decided by Hazelcast's heartbeats.
+      join.getKubernetesConfig().setEnabled(true)
+          .setProperty("service-dns", settings.serviceDns().get())
+          .setProperty("service-port", String.valueOf(settings.port()))
+          .setProperty("service-dns-timeout", String.valueOf(DNS_TIMEOUT_SECONDS));
+    } else {
+      join.getTcpIpConfig().setEnabled(true).setMembers(settings.members())
+          .setConnectionTimeoutSeconds(2);
+    }
 
     ClusterSettings.Timing t = settings.timing();
     config.setProperty("hazelcast.socket.bind.any", "false");

@@ -18,9 +18,13 @@ import java.util.Objects;
  * @param timing failure detection and merge timings
  * @param tls mutual TLS for the event bus's TCP connections between agents; empty = plain TCP.
  *     Hazelcast's own member protocol stays unencrypted either way (see docs/security.md)
+ * @param serviceDns a DNS name whose A records are the members (a headless Service); when present
+ *     Hazelcast's Kubernetes discovery in DNS-lookup mode finds the members, and {@code members}
+ *     is not used
  */
 public record ClusterSettings(String clusterName, String nodeName, String bindAddress, int port, int eventBusPort,
-                              List<String> members, boolean liteMember, Timing timing, Optional<Tls> tls) {
+                              List<String> members, boolean liteMember, Timing timing, Optional<Tls> tls,
+                              Optional<String> serviceDns) {
   public ClusterSettings {
     Objects.requireNonNull(clusterName, "clusterName");
     Objects.requireNonNull(nodeName, "nodeName");
@@ -28,6 +32,13 @@ public record ClusterSettings(String clusterName, String nodeName, String bindAd
     members = List.copyOf(members);
     Objects.requireNonNull(timing, "timing");
     Objects.requireNonNull(tls, "tls");
+    Objects.requireNonNull(serviceDns, "serviceDns");
+  }
+
+  /** With a static member list. */
+  public ClusterSettings(String clusterName, String nodeName, String bindAddress, int port, int eventBusPort,
+                         List<String> members, boolean liteMember, Timing timing, Optional<Tls> tls) {
+    this(clusterName, nodeName, bindAddress, port, eventBusPort, members, liteMember, timing, tls, Optional.empty());
   }
 
   /** Without TLS on the event bus. */
@@ -39,7 +50,13 @@ public record ClusterSettings(String clusterName, String nodeName, String bindAd
   /** The same settings with the event bus on mutual TLS. */
   public ClusterSettings withTls(Tls tls) {
     return new ClusterSettings(clusterName, nodeName, bindAddress, port, eventBusPort, members, liteMember, timing,
-        Optional.of(tls));
+        Optional.of(tls), serviceDns);
+  }
+
+  /** The same settings with the members found by resolving this DNS name instead of a static list. */
+  public ClusterSettings withServiceDns(String name) {
+    return new ClusterSettings(clusterName, nodeName, bindAddress, port, eventBusPort, members, liteMember, timing,
+        tls, Optional.of(name));
   }
 
   /**

@@ -16,7 +16,8 @@ import java.nio.file.StandardOpenOption;
  * Written only once the node is ready (a runtime starts pods as soon as it sees one), and
  * atomically: the runtime must never read half a file. cniVersion 1.0.0 by default, because
  * libcni 1.1 runtimes (podman 4, containerd 1.6 and 1.7) reject a 1.1.0 result; an operator whose
- * runtimes have libcni 1.2 or later may choose 1.1.0, which makes them send GC and STATUS.
+ * runtimes have libcni 1.2 or later may choose 1.1.0, which makes them send GC and STATUS (the
+ * chained portmap must then support 1.1.0 too: the reference plugins 1.1.1 do not).
  */
 public final class Conflist {
   public static final String FILE_NAME = "10-ipsec-cni.conflist";
@@ -28,6 +29,9 @@ public final class Conflist {
   public static final String IPS_CAPABILITY = "ips";
   /** The runtime's requested MAC address of the pod interface ({@code runtimeConfig.mac}, podman --mac-address), passed to bridge. */
   public static final String MAC_CAPABILITY = "mac";
+  /** The reference plugin chained after ours for hostPort ({@code runtimeConfig.portMappings}). */
+  public static final String PORTMAP_TYPE = "portmap";
+  public static final String PORT_MAPPINGS_CAPABILITY = "portMappings";
 
   private Conflist() {}
 
@@ -38,10 +42,15 @@ public final class Conflist {
         .put("mtu", settings.mtu())
         // libcni passes runtimeConfig entries only for the capabilities a plugin declares.
         .put("capabilities", new JsonObject().put(IPS_CAPABILITY, true).put(MAC_CAPABILITY, true));
+    // hostPort: kubelet and podman hand port mappings only to a plugin declaring portMappings;
+    // the reference portmap writes the DNAT rules from our result (docs/decisions.md).
+    JsonObject portmap = new JsonObject()
+        .put("type", PORTMAP_TYPE)
+        .put("capabilities", new JsonObject().put(PORT_MAPPINGS_CAPABILITY, true));
     return new JsonObject()
         .put("cniVersion", settings.conflistVersion())
         .put("name", settings.networkName())
-        .put("plugins", new JsonArray().add(plugin));
+        .put("plugins", new JsonArray().add(plugin).add(portmap));
   }
 
   /** Writes (temp file, fsync, rename) {@link #FILE_NAME} into confDir; blocks. Returns the file. */

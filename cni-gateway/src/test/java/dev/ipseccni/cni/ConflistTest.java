@@ -16,7 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class ConflistTest {
   @Test
-  void conflistNamesThePluginTheSocketTheMtuAndTheIpsCapabilityAndLeavesNoTempFile(@TempDir Path confDir) throws IOException {
+  void conflistNamesThePluginTheSocketTheMtuTheCapabilitiesThenPortmapAndLeavesNoTempFile(@TempDir Path confDir) throws IOException {
     CniGatewaySettings settings = CniGatewaySettings.forNode("n1", Path.of("/run/cg-n1/cni.sock"), 1380,
         List.of(Addresses.IPAM), List.of());
     Conflist.write(confDir, settings);
@@ -26,7 +26,9 @@ class ConflistTest {
     assertEquals(CniGatewaySettings.DEFAULT_NETWORK, json.getString("name"));
     assertEquals(new JsonArray().add(new JsonObject().put("type", "ipsec-cni")
         .put(PluginProtocol.SOCKET_KEY, "/run/cg-n1/cni.sock").put("mtu", 1380)
-        .put("capabilities", new JsonObject().put("ips", true).put("mac", true))), json.getJsonArray("plugins"));
+        .put("capabilities", new JsonObject().put("ips", true).put("mac", true)))
+        .add(new JsonObject().put("type", "portmap").put("capabilities", new JsonObject().put("portMappings", true))),
+        json.getJsonArray("plugins"));
     try (Stream<Path> files = Files.list(confDir)) {
       assertEquals(List.of(written), files.toList());
     }

@@ -226,7 +226,7 @@ class DeploymentFilesTest {
 
   @Test
   void kustomizeBuildsTheManifestsOffline() throws Exception {
-    assertTrue(onPath("kubectl"), "kubectl not installed (package kubectl)");
+    assertTrue(onPath("kubectl"), "kubectl not installed (package kubernetes-client, scripts/install-deps)");
     Result result = run(ROOT, "kubectl", "kustomize", K8S.toString());
     assertEquals(0, result.exit, result.output);
     List<JsonNode> built = readAll(result.output);
@@ -237,7 +237,7 @@ class DeploymentFilesTest {
 
   @Test
   void everyBaseConfigRendersToAConfigTheAgentAccepts(@TempDir Path tmp) throws Exception {
-    assertTrue(onPath("jq"), "jq not installed (package jq)");
+    assertTrue(onPath("jq"), "jq not installed (package jq, scripts/install-deps)");
     Map<String, JsonNode> bases = new HashMap<>();
     bases.put("k8s", baseConfig());
     bases.put("compose", JSON.readTree(ROOT.resolve("compose/agent-base.json").toFile()));
@@ -260,8 +260,29 @@ class DeploymentFilesTest {
   }
 
   @Test
+  void aBaseConfigWithDnsDiscoveryRendersNoMemberListAndAsksNoApi(@TempDir Path tmp) throws Exception {
+    assertTrue(onPath("jq"), "jq not installed (package jq, scripts/install-deps)");
+    ObjectNode base = (ObjectNode) baseConfig().deepCopy();
+    ((ObjectNode) base.path("cluster")).put("expectedMembers", 3)
+        .putObject("discovery").put("dns", "ipsec-cni.ipsec-cni.svc.cluster.local");
+    Path baseFile = tmp.resolve("base.json");
+    Path out = tmp.resolve("out/agent.json");
+    JSON.writeValue(baseFile.toFile(), base);
+    // no IPSEC_CNI_MEMBERS and no Kubernetes service-account: an API call would fail
+    Result result = run(ROOT, List.of("sh", ROOT.resolve(AGENT_IMAGE_SCRIPTS + "/ipsec-cni-render-config").toString()),
+        Map.of("NODE_NAME", "node2", "HOST_IP", "192.0.2.12", "IPSEC_CNI_BASE_CONFIG", baseFile.toString(),
+            "IPSEC_CNI_CONFIG", out.toString()));
+    assertEquals(0, result.exit, result.output);
+    AgentConfig config = AgentConfig.load(out);
+    assertEquals("node2", config.nodeName());
+    assertEquals("192.0.2.12", config.underlayAddress());
+    assertEquals(java.util.Optional.of("ipsec-cni.ipsec-cni.svc.cluster.local"), config.cluster().discoveryDns());
+    assertEquals(3, config.cluster().expectedMembers());
+  }
+
+  @Test
   void charonIsStartedWithTheDatapathOfTheAgentConfig(@TempDir Path tmp) throws Exception {
-    assertTrue(onPath("jq"), "jq not installed (package jq)");
+    assertTrue(onPath("jq"), "jq not installed (package jq, scripts/install-deps)");
     for (String datapath : List.of("kernel", "libipsec")) {
       ObjectNode base = (ObjectNode) baseConfig().deepCopy();
       ((ObjectNode) base.path("charon")).put("datapath", datapath)
@@ -339,7 +360,7 @@ class DeploymentFilesTest {
   @Test
   void composeFileIsValidForDockerCompose() throws Exception {
     assertTrue(onPath("docker-compose"),
-        "docker-compose not installed (package docker-compose)");
+        "docker-compose not installed (package docker-compose, scripts/install-deps)");
     Result result = run(ROOT, "docker-compose", "-f", ROOT.resolve("docker-compose.yml").toString(), "config", "-q");
     assertEquals(0, result.exit, result.output);
   }
@@ -361,14 +382,14 @@ class DeploymentFilesTest {
 
   @Test
   void vagrantfileIsValidRuby() throws Exception {
-    assertTrue(onPath("ruby"), "ruby not installed (package ruby)");
+    assertTrue(onPath("ruby"), "ruby not installed (package ruby, scripts/install-deps)");
     Result result = run(ROOT, "ruby", "-c", ROOT.resolve("Vagrantfile").toString());
     assertEquals(0, result.exit, result.output);
   }
 
   @Test
   void vagrantValidateAcceptsTheVagrantfile(@TempDir Path tmp) throws Exception {
-    assertTrue(onPath("vagrant"), "vagrant not installed (package vagrant)");
+    assertTrue(onPath("vagrant"), "vagrant not installed (package vagrant, scripts/install-deps)");
     // A copy, so that the .vagrant directory vagrant creates stays out of the work tree.
     // It checks that each provisioning script exists, so they are copied along.
     Files.copy(ROOT.resolve("Vagrantfile"), tmp.resolve("Vagrantfile"));
@@ -384,7 +405,7 @@ class DeploymentFilesTest {
 
   @Test
   void shellScriptsPassShellcheck() throws Exception {
-    assertTrue(onPath("shellcheck"), "shellcheck not installed (package shellcheck)");
+    assertTrue(onPath("shellcheck"), "shellcheck not installed (package shellcheck, scripts/install-deps)");
     List<String> command = new ArrayList<>(List.of("shellcheck", "--severity=style"));
     try (Stream<Path> scripts = Stream.concat(Files.list(ROOT.resolve(AGENT_IMAGE_SCRIPTS)),
         Files.list(ROOT.resolve("vagrant")).filter(p -> p.toString().endsWith(".sh")))) {

@@ -31,6 +31,9 @@ class RuntimeTest {
 
   private static final Duration TUNNEL = Duration.ofMinutes(3);
   private static final String CONTAINER = CniLab.PREFIX + "rt";
+  private static final String WEB = CniLab.PREFIX + "web";
+  private static final String WEB_TWIN = CniLab.PREFIX + "web2";
+  private static final int HOST_PORT = 8080;
 
   private LabHarness lab;
   private CniLab cni;
@@ -39,7 +42,7 @@ class RuntimeTest {
   @BeforeAll
   void up() throws IOException {
     assertTrue(Files.isExecutable(Path.of("/usr/bin/podman")) && Files.isExecutable(Path.of("/usr/sbin/runc")),
-        "podman and runc are not installed (apt-get install podman runc conmon)");
+        "podman and runc are not installed (scripts/install-deps)");
     lab = new LabHarness();
     cni = new CniLab(lab);
     cni.up(2, "{}");
@@ -50,7 +53,9 @@ class RuntimeTest {
   @AfterAll
   void down() {
     if (lab != null) {
-      podman("rm", "-f", "-t", "0", CONTAINER);
+      for (String c : List.of(CONTAINER, WEB, WEB_TWIN)) {
+        podman("rm", "-f", "-t", "0", c);
+      }
       lab.close();
     }
   }
@@ -83,7 +88,7 @@ class RuntimeTest {
         Files.copy(Path.of(word).toRealPath(), target);
       }
     }
-    for (String applet : List.of("sh", "sleep", "ping", "ip", "cat")) {
+    for (String applet : List.of("sh", "sleep", "ping", "ip", "cat", "mkdir", "httpd")) {
       Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
     }
   }
@@ -121,6 +126,117 @@ class RuntimeTest {
     assertEquals(List.of(), cni.veths(1), "DEL on rm removed the veth");
     JsonNode after = lab.state(1).orElseThrow();
     assertFalse(find(after, id).isPresent(), "the container left node1's pods: " + after.path("pods"));
+  }
+
+  /**
+   * hostPort through the conflist's chained portmap: podman {@code -p} sends portMappings, portmap
+   * writes the DNAT rules from our result, and the port answers at node1's underlay address.
+   */
+  @Test
+  void hostPortAnswersAtTheNodeAddressSurvivesDriftRepairAndGoesWithRm() throws Exception {
+    String peer = lab.lab("pod", "add", "2", "webclient").stdout();
+    assertTrue(CniLab.address(parse(peer)).startsWith("10.128.2."), peer);
+    String node1 = LabHarness.address(1);
+    String id = podman("run", "-d", "--name", WEB, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+        "--network", "ipsec-cni", "-p", HOST_PORT + ":80", "--rootfs", podman.resolve("rootfs").toString(),
+        "/bin/sh", "-c", "mkdir -p /tmp/w && echo hostport-ok > /tmp/w/index.html && exec httpd -f -p 80 -h /tmp/w")
+        .orFail("podman run -p").stdout().strip();
+    JsonNode pod = lab.awaitState(1, TUNNEL, "the web container in node1's pods", s -> find(s, id).isPresent());
+    String cidr = find(pod, id).orElseThrow().path("address").asText();
+    String address = cidr.split("/")[0];
+    String nat = natRules();
+    assertTrue(nat.contains("--to-destination " + address + ":80"), "portmap's DNAT to the container:\n" + nat);
+
+    String url = "http://" + node1 + ":" + HOST_PORT + "/";
+    // node1's port on the underlay (the router's counters see only what is routed, and a
+    // capture on the bridge itself misses unicast forwarded between its ports).
+    Path pcap = podman.resolve("underlay.pcap");
+    Process capture = startCapture(pcap, "net 10.128.0.0/16 or tcp port " + HOST_PORT);
+    try {
+      LabHarness.await(TUNNEL, "node1's hostPort from a pod on node2", () -> fetch("pod-webclient", url));
+    } finally {
+      capture.destroy();
+      capture.waitFor();
+    }
+    assertTrue(!read(pcap, "tcp port " + HOST_PORT).isBlank(), "the capture saw the hostPort hop on the underlay: "
+        + Files.readString(podman.resolve("tcpdump.log")));
+    assertEquals("", read(pcap, "net 10.128.0.0/16"), "a pod address crossed the underlay in clear");
+    LabHarness.await(TUNNEL, "node1's hostPort from the outside host", () -> fetch("outside", url));
+    // node1's cni0 address lies in its block: that way the remote pod's request rides the tunnel
+    String gateway = "http://" + address.substring(0, address.lastIndexOf('.')) + ".1:" + HOST_PORT + "/";
+    LabHarness.await(TUNNEL, "node1's hostPort on its cni0 address from a pod on node2, through the tunnel",
+        () -> fetch("pod-webclient", gateway));
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "no pod address crossed the underlay in plaintext");
+
+    // Drift: our forward chain emptied; the firewall restores it and leaves portmap's chains as they are.
+    lab.exec("1", "iptables", "-w", "-F", "IPSEC-CNI-FWD").orFail("flush IPSEC-CNI-FWD");
+    LabHarness.await(TUNNEL, "node1's firewall restored IPSEC-CNI-FWD",
+        () -> lab.exec("1", "iptables", "-w", "-S", "IPSEC-CNI-FWD").stdout().contains("plaintext guard"));
+    String natAfterRepair = natRules();
+    for (String kept : nat.lines().filter(l -> l.contains("CNI-HOSTPORT") || l.contains("CNI-DN-")).toList()) {
+      assertTrue(natAfterRepair.contains(kept), "drift repair kept portmap's rule " + kept + ":\n" + natAfterRepair);
+    }
+    LabHarness.await(TUNNEL, "hostPort from the outside host after drift repair", () -> fetch("outside", url));
+    LabHarness.await(TUNNEL, "hostPort through the tunnel after drift repair", () -> fetch("pod-webclient", gateway));
+    JsonNode state = lab.state(1).orElseThrow();
+    for (JsonNode drift : LabHarness.events(state, "firewall.drift")) {
+      assertFalse(drift.toString().contains("not repaired"), "our firewall and portmap fought: " + drift);
+    }
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "no pod address crossed the underlay in plaintext");
+
+    // The same host port twice on one node: refused with the reason, nothing left allocated for it.
+    LabHarness.Result twin = podman("run", "-d", "--name", WEB_TWIN, "--ulimit", "nofile=1024:1024", "--ulimit",
+        "nproc=1024:1024", "--network", "ipsec-cni", "-p", HOST_PORT + ":80", "--rootfs",
+        podman.resolve("rootfs").toString(), "/bin/sleep", "600");
+    assertTrue(twin.exitCode() != 0, "a second container on host port " + HOST_PORT + " started: " + twin.stdout());
+    assertTrue(twin.stderr().contains(String.valueOf(HOST_PORT)) && twin.stderr().contains("address already in use"),
+        "the error names the port and the reason: " + twin.stderr());
+    assertEquals(Map.of(id + "/eth0", cidr), cni.allocations(1),
+        "only the first container holds an address");
+    assertTrue(fetch("outside", url), "the first container still answers on the port");
+
+    podman("rm", "-f", "-t", "0", WEB).orFail("podman rm");
+    String natAfterRm = natRules();
+    assertFalse(natAfterRm.contains(address + ":80") || natAfterRm.contains(":CNI-DN-"),
+        "DEL removed portmap's DNAT rules and chain:\n" + natAfterRm);
+    assertFalse(fetch("outside", url), "the port no longer answers once the container is gone");
+    podman("rm", "-f", "-t", "0", WEB_TWIN);
+    lab.lab("pod", "del", "webclient");
+  }
+
+  /** tcpdump on node1's port of the underlay bridge into pcap, once it is listening. */
+  private Process startCapture(Path pcap, String filter) throws IOException {
+    Path log = podman.resolve("tcpdump.log");
+    // nsenter execs tcpdump (ip netns exec would fork): the signal that ends it reaches it, and
+    // --immediate-mode hands over each packet at once, so none is lost when it ends. n1 is the
+    // lab's name for node1's port on the bridge.
+    Process p = new ProcessBuilder("nsenter", "--net=/run/netns/" + CniLab.PREFIX + "underlay", "tcpdump", "-i", "n1",
+        "-n", "-U", "--immediate-mode", "-Z", "root", "-w", pcap.toString(), filter)
+        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    LabHarness.await(Duration.ofSeconds(30), "tcpdump listening on the underlay", () -> {
+      try {
+        return Files.readString(log).contains("listening on");
+      } catch (IOException e) {
+        return false;
+      }
+    });
+    return p;
+  }
+
+  /** The packets of pcap that match filter, one a line. */
+  private String read(Path pcap, String filter) {
+    LabHarness.Result r = cni.run(List.of("tcpdump", "-n", "-r", pcap.toString(), filter))
+        .orFail("tcpdump -r " + pcap);
+    return r.stdout().strip();
+  }
+
+  private String natRules() {
+    return lab.exec("1", "iptables-save", "-t", "nat").orFail("iptables-save in node1").stdout();
+  }
+
+  private boolean fetch(String where, String url) {
+    LabHarness.Result r = lab.exec(where, "curl", "-s", "-f", "-m", "3", url);
+    return r.exitCode() == 0 && r.stdout().contains("hostport-ok");
   }
 
   private static Optional<JsonNode> find(JsonNode state, String containerId) {
