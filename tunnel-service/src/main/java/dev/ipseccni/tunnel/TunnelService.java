@@ -68,8 +68,8 @@ import java.util.logging.Logger;
  * key and certificate and the cluster CA; each connection authenticates with them, and a
  * peer must present a CA certificate naming the node whose lease the tunnel serves. The
  * files are read again on every reconcile: a renewed certificate is loaded into charon, the
- * established IKE SAs keep running, and the side that starts each tunnel re-authenticates it
- * (make-before-break), as for a secret rotation. The denied-node file is read every reconcile
+ * established IKE SAs keep running, and the renewed node re-authenticates each of its
+ * tunnels (make-before-break), as the starting side does for a secret rotation. The denied-node file is read every reconcile
  * too: a node named there loses its tunnels (terminated and unloaded) and its block's route,
  * and with no connection accepting its identity charon refuses it.
  *
@@ -427,7 +427,8 @@ public final class TunnelService extends VerticleBase {
       return new Outcome(desired, appliedNow, Map.of(), secretId(), verdict, takeCheck());
     }
     if (renewed) {
-      desired.values().stream().filter(PeerTunnel::initiator).forEach(t -> reauthPending.add(t.connName()));
+      // Only this node's identity changed, so this node re-authenticates, whichever side started the tunnel.
+      desired.values().forEach(t -> reauthPending.add(t.connName()));
     }
     if (settings.psk()) {
       secrets.expire(now, desired.values().stream().map(t -> peerIds.get(t.peerNode())).toList());

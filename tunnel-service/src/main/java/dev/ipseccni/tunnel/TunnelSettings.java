@@ -63,11 +63,6 @@ public record TunnelSettings(String nodeName, String underlayAddress, Path viciS
     return auth instanceof IkeAuth.Psk;
   }
 
-  /** A copy authenticating with {@code auth}. */
-  public TunnelSettings withAuth(IkeAuth auth) {
-    return new TunnelSettings(nodeName, underlayAddress, viciSocket, secretFile, datapath, proposals, reconcileInterval,
-        renderedConfig, secretGrace, auth);
-  }
 
   /** Default proposals, reconcile interval and secret grace. */
   public static TunnelSettings of(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,

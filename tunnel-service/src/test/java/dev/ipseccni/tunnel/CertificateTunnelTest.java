@@ -185,7 +185,8 @@ class CertificateTunnelTest {
     NetnsLab.TwoNodes nodes = lab.twoNodes("crt-");
     Path dirA = issue(ca, "node-a", "192.168.250.1");
     deploy(LEASE_A, nodes.a(), files(dirA, Optional.empty()));
-    deploy(LEASE_B, nodes.b(), files(issue(ca, "node-b", "192.168.250.2"), Optional.empty()));
+    Path dirB = issue(ca, "node-b", "192.168.250.2");
+    deploy(LEASE_B, nodes.b(), files(dirB, Optional.empty()));
     publish(LEASE_A, LEASE_B);
     awaitTrue(Duration.ofSeconds(30), () -> up("node-a", "node-b") && up("node-b", "node-a"), "tunnel up");
     String ikeBefore = NetnsLab.establishedIkeSaId(nodes.a(), "peer-node-b").orElseThrow();
@@ -216,6 +217,14 @@ class CertificateTunnelTest {
     }
     awaitTrue(Duration.ofSeconds(30), () -> NetnsLab.establishedIkeSaId(nodes.a(), "peer-node-b")
         .filter(id -> !id.equals(ikeAfter)).isPresent(), "the tunnel comes back with the renewed certificate");
+
+    // node-b, the side that does not start the tunnel, renews too (keeping its key): it re-authenticates itself
+    String ikeBeforeB = NetnsLab.establishedIkeSaId(nodes.b(), "peer-node-a").orElseThrow();
+    ClusterCa.issue(ca, "node-b", "192.168.250.2", dirB, Duration.ofDays(1), Optional.of(dirB.resolve(ClusterCa.NODE_KEY)));
+    awaitTrue(Duration.ofSeconds(30), () -> NetnsLab.establishedIkeSaId(nodes.b(), "peer-node-a")
+            .filter(id -> !id.equals(ikeBeforeB)).isPresent(),
+        "node-b re-authenticated the tunnel after its renewal\n" + nodes.b().logTail());
+    awaitTrue(Duration.ofSeconds(20), () -> ping(nodes.a(), "10.128.2.1"), "ping after node-b's renewal");
   }
 
   @Test
