@@ -124,6 +124,8 @@ public final class TunnelService extends VerticleBase {
   private NodeIdentity identity;
   private String loadedIdentity;
   private String loadedPrivateKeyId;
+  /** The last reason the identity files on disk were not usable, so it is logged once. */
+  private String lastIdentityProblem;
   /** The nodes the denied-node file names, as last read. */
   private Set<String> denied = Set.of();
   private ViciSession session;
@@ -518,6 +520,7 @@ public final class TunnelService extends VerticleBase {
         LOG.info(() -> "renewed IKE identity: " + current + " (was " + identity + ")");
         identity = current;
       }
+      lastIdentityProblem = null;
     } catch (IdentityException e) {
       if (!e.getMessage().equals(lastIdentityProblem)) {
         LOG.warning("keeping IKE identity " + identity + ": the files on disk are not usable: " + e.getMessage());
@@ -528,6 +531,9 @@ public final class TunnelService extends VerticleBase {
       return false;
     }
     String keyId = session.loadKey("any", identity.privateKeyPem());
+    session.loadCert("x509", "ca", identity.caPem());
+    session.loadCert("x509", "none", identity.certificatePem());
+    // the old key goes only now, so an authentication in between still finds a key and certificate that match
     if (loadedPrivateKeyId != null && !loadedPrivateKeyId.equals(keyId)) {
       try {
         session.unloadKey(loadedPrivateKeyId);
@@ -535,15 +541,11 @@ public final class TunnelService extends VerticleBase {
         // already gone
       }
     }
-    session.loadCert("x509", "ca", identity.caPem());
-    session.loadCert("x509", "none", identity.certificatePem());
     boolean renewal = loadedIdentity != null;
     loadedIdentity = identity.fingerprint();
     loadedPrivateKeyId = keyId;
     return renewal;
   }
-
-  private String lastIdentityProblem;
 
   /**
    * Gives charon the pair's keys when they differ from what it holds. A changed offered key
