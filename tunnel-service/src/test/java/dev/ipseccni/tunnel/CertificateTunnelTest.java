@@ -228,6 +228,47 @@ class CertificateTunnelTest {
   }
 
   @Test
+  void unusableRenewedCertificateIsLoggedAndTheIdentityInUseStays() throws Exception {
+    java.util.List<String> warnings = new java.util.concurrent.CopyOnWriteArrayList<>();
+    java.util.logging.Logger logger = java.util.logging.Logger.getLogger(TunnelService.class.getName());
+    java.util.logging.Handler handler = new java.util.logging.Handler() {
+      @Override
+      public void publish(java.util.logging.LogRecord r) {
+        warnings.add(r.getMessage());
+      }
+
+      @Override
+      public void flush() {}
+
+      @Override
+      public void close() {}
+    };
+    logger.addHandler(handler);
+    try {
+      NetnsLab.TwoNodes nodes = lab.twoNodes("crt-");
+      Path dirA = issue(ca, "node-a", "192.168.250.1");
+      deploy(LEASE_A, nodes.a(), files(dirA, Optional.empty()));
+      deploy(LEASE_B, nodes.b(), files(issue(ca, "node-b", "192.168.250.2"), Optional.empty()));
+      publish(LEASE_A, LEASE_B);
+      awaitTrue(Duration.ofSeconds(30), () -> up("node-a", "node-b") && up("node-b", "node-a"), "tunnel up");
+      String ikeBefore = NetnsLab.establishedIkeSaId(nodes.a(), "peer-node-b").orElseThrow();
+      // a "renewal" that names another node: refused, the running identity stays
+      Path other = issue(ca, "node-x", "192.168.250.1");
+      Files.copy(other.resolve(ClusterCa.NODE_CERT), dirA.resolve(ClusterCa.NODE_CERT),
+          java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      awaitTrue(Duration.ofSeconds(10), () -> warnings.stream().anyMatch(w -> w.startsWith("keeping IKE identity")
+              && w.contains("names CN=node-x")), "the unusable certificate is logged: " + warnings);
+      assertEquals(ikeBefore, NetnsLab.establishedIkeSaId(nodes.a(), "peer-node-b").orElseThrow(), "no re-authentication");
+      try (ViciSession s = nodes.a().connect()) {
+        assertEquals(1, s.request("get-keys", ViciMessage.empty()).list("keys").size(), "no other key loaded");
+      }
+      assertTrue(ping(nodes.a(), "10.128.2.1"));
+    } finally {
+      logger.removeHandler(handler);
+    }
+  }
+
+  @Test
   void deniedNodeIsCutOffWithinAReconcileWhileTheOthersKeepTheirSas() throws Exception {
     NetnsLab.ThreeNodes nodes = lab.threeNodes("crt-");
     Path denied = lab.dir().resolve("denied-nodes");
