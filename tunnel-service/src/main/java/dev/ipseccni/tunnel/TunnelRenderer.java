@@ -57,10 +57,14 @@ public final class TunnelRenderer {
    * presents its certificate under its node name; the peer must present a certificate of the
    * cluster CA naming the node whose lease the tunnel serves (its id is matched against the
    * certificate's subject and subjectAltNames), so no other node's certificate will do.
+   *
+   * <p>The local certificate is not named in the connection: charon takes the one loaded with
+   * load-cert whose name matches and whose key it holds, the most recently loaded first. So a
+   * renewal (load-cert, load-key) changes what new authentications present without reloading
+   * connections, which would restart their CHILD SAs.
    */
   public ViciMessage connection(PeerTunnel t, NodeIdentity identity) {
-    return connection(t, ViciMessage.builder().put("auth", "pubkey").put("id", t.localNode())
-            .list("certs", List.of(identity.certificatePem())).build(),
+    return connection(t, ViciMessage.builder().put("auth", "pubkey").put("id", t.localNode()).build(),
         ViciMessage.builder().put("auth", "pubkey").put("id", t.peerNode())
             .list("cacerts", List.of(identity.caPem())).build());
   }
@@ -145,19 +149,19 @@ public final class TunnelRenderer {
   }
 
   /**
-   * The swanctl.conf equivalent of all tunnels authenticated with certificates: the
-   * certificates by file name, as swanctl takes them, and no secrets (charon was given the
-   * private key with load-key).
+   * The swanctl.conf equivalent of all tunnels authenticated with certificates: the CA by
+   * file name, as swanctl takes it, and no secrets (charon was given the node's certificate
+   * and private key with load-cert and load-key).
    */
   public String swanctlConf(Collection<PeerTunnel> tunnels, IkeAuth.Certificates files) {
     StringBuilder out = new StringBuilder(256 + tunnels.size() * 900);
     out.append("# Rendered by the ipsec-cni tunnel service from the node block leases; do not edit.\n");
-    out.append("# Private key: ").append(files.privateKey()).append('\n');
+    out.append("# Loaded with load-cert and load-key: ").append(files.certificate()).append(", ")
+        .append(files.privateKey()).append('\n');
     out.append("connections {\n");
     for (PeerTunnel t : tunnels) {
       section(out, 1, t.connName(), connection(t,
-          ViciMessage.builder().put("auth", "pubkey").put("id", t.localNode())
-              .list("certs", List.of(files.certificate().toString())).build(),
+          ViciMessage.builder().put("auth", "pubkey").put("id", t.localNode()).build(),
           ViciMessage.builder().put("auth", "pubkey").put("id", t.peerNode())
               .list("cacerts", List.of(files.caCertificate().toString())).build()));
     }
