@@ -56,8 +56,10 @@ public record AgentConfig(
   /**
    * @param ikeProposals IKE SA proposals (strongSwan syntax)
    * @param espProposals CHILD SA proposals
+   * @param auth how IKE authenticates (charon.auth): the node's certificate (default) or pair keys from the secret file
    */
-  public record Charon(Path viciSocket, String datapath, String ikeProposals, String espProposals) {}
+  public record Charon(Path viciSocket, String datapath, String ikeProposals, String espProposals,
+                       dev.ipseccni.tunnel.identity.IkeAuth auth) {}
 
   public record Api(String address, int port) {
     public boolean enabled() {
@@ -248,6 +250,7 @@ public record AgentConfig(
       r.problem("charon.espProposals: '" + espProposals + "': " + e.getMessage());
     }
     Path secret = r.absolutePath("secretFile", "/etc/ipsec-cni/cluster-secret");
+    dev.ipseccni.tunnel.identity.IkeAuth auth = ikeAuth(r);
 
     String apiAddress = r.text("api.address", underlay);
     int apiPort = r.port("api.port", 9750, true);
@@ -289,22 +292,47 @@ public record AgentConfig(
     return new AgentConfig(nodeName, underlay,
         new Cluster(clusterName, port, busPort, members, expected, lite, tls, discoveryDns),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu, cniVersion),
-        List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath, ikeProposals, espProposals), secret,
+        List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath, ikeProposals, espProposals, auth), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),
         new Timings(java.time.Duration.ofSeconds(renew), java.time.Duration.ofSeconds(grace),
             java.time.Duration.ofSeconds(reconcile), java.time.Duration.ofSeconds(check),
             java.time.Duration.ofSeconds(secretGrace), java.time.Duration.ofMillis(mirrorDelay)));
   }
 
+  /** charon.auth and, for certificates, the files of the node's IKE identity (checked with the environment). */
+  private static dev.ipseccni.tunnel.identity.IkeAuth ikeAuth(Reader r) {
+    String auth = r.text("charon.auth", "certificate");
+    if (auth.equals("psk")) {
+      return new dev.ipseccni.tunnel.identity.IkeAuth.Psk();
+    }
+    if (!auth.equals("certificate")) {
+      r.problem("charon.auth: '" + auth + "' must be 'certificate' or 'psk'");
+    }
+    return new dev.ipseccni.tunnel.identity.IkeAuth.Certificates(
+        r.absolutePath("charon.certificate", "/etc/ipsec-cni/pki/node.crt"),
+        r.absolutePath("charon.privateKey", "/etc/ipsec-cni/pki/node.key"),
+        r.absolutePath("charon.caCertificate", "/etc/ipsec-cni/pki/ca.crt"),
+        r.present("charon.deniedNodesFile") ? Optional.of(r.absolutePath("charon.deniedNodesFile", "")) : Optional.empty());
+  }
+
   /**
-   * Checks what lies outside the file: the secret file and charon's socket, needed only
+   * Checks what lies outside the file: the node's certificate, key and CA (or the secret
+   * file with pre-shared keys) and charon's socket, needed only
    * when the tunnel service runs. Kept apart from parsing so the file can be checked on a
    * machine without charon.
    */
   public List<String> checkEnvironment() {
     List<String> problems = new ArrayList<>();
     if (runs("tunnel")) {
-      problems.addAll(SecretFileCheck.problems(secretFile));
+      if (charon.auth() instanceof dev.ipseccni.tunnel.identity.IkeAuth.Certificates files) {
+        try {
+          dev.ipseccni.tunnel.identity.NodeIdentity.load(files, nodeName, underlayAddress, java.time.Instant.now());
+        } catch (dev.ipseccni.tunnel.identity.IdentityException e) {
+          problems.add(e.getMessage());
+        }
+      } else {
+        problems.addAll(SecretFileCheck.problems(secretFile));
+      }
       if (!Files.exists(charon.viciSocket())) {
         problems.add("charon.viciSocket: " + charon.viciSocket() + " does not exist (is charon running?)");
       } else if (!ViciSocketProbe.connects(charon.viciSocket())) {

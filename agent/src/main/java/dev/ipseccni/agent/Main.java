@@ -19,7 +19,7 @@ import sun.misc.Signal;
 @Command(name = "ipsec-cni", mixinStandardHelpOptions = true, version = NodeAgent.VERSION,
     description = "IPsec-encrypted pod networking for Kubernetes.",
     subcommands = {Main.Agent.class, Main.CheckConfig.class, UninstallCommand.class, StatusCommand.class, NodesCommand.class,
-        PodsCommand.class, TunnelsCommand.class, EventsCommand.class})
+        PodsCommand.class, TunnelsCommand.class, EventsCommand.class, PkiCommand.class})
 public final class Main implements Runnable {
 
   static final int EXIT_CONFIG = 2;

@@ -59,7 +59,7 @@ final class ServiceVerticles {
         config.secretFile(), libipsec() ? dev.ipseccni.tunnel.Datapath.LIBIPSEC : dev.ipseccni.tunnel.Datapath.KERNEL,
         new dev.ipseccni.tunnel.Proposals(config.charon().ikeProposals(), config.charon().espProposals()),
         config.timings().tunnelReconcile(),
-        config.stateDir().resolve("swanctl.conf"), config.timings().secretGrace());
+        config.stateDir().resolve("swanctl.conf"), config.timings().secretGrace(), config.charon().auth());
   }
 
   FirewallSettings firewallSettings() {

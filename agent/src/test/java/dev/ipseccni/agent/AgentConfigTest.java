@@ -191,7 +191,29 @@ class AgentConfigTest {
 
   private AgentConfig tunnelConfig(Path secret, Path vici) throws Exception {
     return parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"services\":[\"tunnel\"],"
-        + "\"secretFile\":\"" + secret + "\",\"charon\":{\"viciSocket\":\"" + vici + "\"}}");
+        + "\"secretFile\":\"" + secret + "\",\"charon\":{\"auth\":\"psk\",\"viciSocket\":\"" + vici + "\"}}");
+  }
+
+  @Test
+  void certificatesAreTheDefaultAuthAndTheirFilesAreCheckedWhenTheTunnelRuns() throws Exception {
+    AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"services\":[\"tunnel\"],"
+        + "\"charon\":{\"viciSocket\":\"/nonexistent\",\"certificate\":\"" + dir.resolve("n.crt") + "\"}}");
+    var files = (dev.ipseccni.tunnel.identity.IkeAuth.Certificates) c.charon().auth();
+    assertEquals(dir.resolve("n.crt"), files.certificate());
+    assertEquals(Path.of("/etc/ipsec-cni/pki/node.key"), files.privateKey());
+    assertEquals(Path.of("/etc/ipsec-cni/pki/ca.crt"), files.caCertificate());
+    assertEquals(java.util.Optional.empty(), files.deniedNodes());
+    List<String> p = c.checkEnvironment();
+    assertEquals("charon.certificate: " + dir.resolve("n.crt") + " does not exist", p.get(0), p.toString());
+    assertEquals(2, p.size(), "the certificate and the socket, not the secret file: " + p);
+  }
+
+  @Test
+  void unknownAuthIsRefused() {
+    List<String> p = assertThrows(ConfigException.class, () -> parse("{\"nodeName\":\"n\","
+        + "\"underlayAddress\":\"192.0.2.11\",\"charon\":{\"auth\":\"x509\",\"privateKey\":\"key.pem\"}}")).problems();
+    assertEquals(List.of("charon.auth: 'x509' must be 'certificate' or 'psk'",
+        "charon.privateKey: 'key.pem' must be an absolute path"), p);
   }
 
   @Test

@@ -184,6 +184,16 @@ class DeploymentFilesTest {
     assertEquals(text(one("Secret").path("metadata"), "name"), secret.path("secretName").asText());
     assertTrue(one("Secret").path("stringData").has(secretFile.getFileName().toString()), "Secret key");
     assertEquals(0, secret.path("defaultMode").asInt() & 0077, "secret readable by its owner only");
+    // IKE certificates by default: the node's key, certificate and CA on the host, the denied list from the ConfigMap.
+    JsonNode charon = base.path("charon");
+    assertEquals("certificate", charon.path("auth").asText());
+    for (String key : List.of("certificate", "privateKey", "caCertificate")) {
+      String dirOf = Path.of(charon.path(key).asText()).getParent().toString();
+      assertEquals("/etc/ipsec-cni/pki", hostPathOf(pod, volumeMountedAt(agent, dirOf)), key + " from the host");
+    }
+    Path denied = Path.of(charon.path("deniedNodesFile").asText());
+    assertEquals("/etc/ipsec-cni/base", denied.getParent().toString());
+    assertTrue(one("ConfigMap").path("data").has(denied.getFileName().toString()), "denied-nodes in the ConfigMap");
     assertEquals(text(one("ServiceAccount").path("metadata"), "name"), pod.path("serviceAccountName").asText());
     assertEquals(text(one("ConfigMap").path("metadata"), "name"),
         volumeNamed(pod, volumeMountedAt(agent, "/etc/ipsec-cni/base")).path("configMap").path("name").asText());

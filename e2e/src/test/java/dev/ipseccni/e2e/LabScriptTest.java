@@ -115,7 +115,7 @@ class LabScriptTest {
     String db = lab.lab("pod", "addr", "db").stdout().trim();
     assertEquals("10.128.1.77", db);
     assertNotEquals(web.split("/")[0], db);
-    assertTrue(lab.namespaces().containsAll(List.of("lab-pod-web", "lab-pod-db")));
+    assertTrue(lab.namespaces().containsAll(List.of(TunnelLab.prefix() + "pod-web", TunnelLab.prefix() + "pod-db")));
 
     lab.exec("pod-web", "ping", "-c", "1", "-W", "5", db).orFail("pod to pod on the node's bridge");
     lab.exec("pod-web", "ping", "-c", "1", "-W", "5", "198.51.100.10").orFail("masqueraded pod to the outside host");
@@ -126,11 +126,11 @@ class LabScriptTest {
     assertNotEquals("0", lab.lab("leaks").stdout().trim());
 
     lab.lab("pod", "del", "web");
-    assertFalse(lab.namespaces().contains("lab-pod-web"));
+    assertFalse(lab.namespaces().contains(TunnelLab.prefix() + "pod-web"));
     assertFalse(Files.exists(lab.nodeDir(1).resolve("state/host-local/lab-pods/" + web.split("/")[0])),
         "DEL released the address");
     lab.lab("down");
-    assertFalse(lab.namespaces().contains("lab-pod-db"), "down removes pods too");
+    assertFalse(lab.namespaces().contains(TunnelLab.prefix() + "pod-db"), "down removes pods too");
   }
 
   /**

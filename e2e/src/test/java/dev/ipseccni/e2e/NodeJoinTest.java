@@ -52,7 +52,10 @@ class NodeJoinTest {
       LabHarness.await(JOIN, "node" + n + " loaded peer-node4", () -> TunnelLab.conns(lab, n).contains("peer-node4"));
       assertTrue(TunnelLab.swanctl(lab, n, "--list-conns").contains("peer-node4:"),
           TunnelLab.swanctl(lab, n, "--list-conns"));
-      assertTrue(TunnelLab.sharedKeys(lab, n).contains("psk-peer-node4"), "node" + n + " has the pair key");
+      // certificates, the lab's default: node4 is authenticated by its certificate, no pair key is loaded
+      assertTrue(TunnelLab.swanctl(lab, n, "--list-conns").contains("remote public key authentication"),
+          TunnelLab.swanctl(lab, n, "--list-conns"));
+      assertEquals(java.util.List.of(), TunnelLab.sharedKeys(lab, n), "node" + n + " holds no pre-shared key");
     }
     MeshTest.awaitFullMesh(lab, 4);
     for (int node = 1; node <= 3; node++) {

@@ -35,7 +35,8 @@ class NodeLeaveTest {
   @BeforeAll
   void threeNodesWithShortLeases() {
     lab = new LabHarness();
-    lab.lab(SHORT_LEASES, "up", "3");
+    // it checks that the leaving node's pair keys are unloaded: pre-shared keys, not the default certificates
+    lab.lab(SHORT_LEASES, "up", "3", "--psk");
     MeshTest.awaitFullMesh(lab, 3);
   }
 

@@ -72,6 +72,12 @@ class SecretLeakTest {
       }
     }
 
+    for (int node = 1; node <= 3; node++) {
+      // the IKE private key (certificates are the lab's default): its first line of base64
+      List<String> key = Files.readAllLines(lab.nodeDir(node).resolve("ike").resolve("node.key"));
+      needles.put("node" + node + "'s IKE private key", key.get(1));
+    }
+
     byte[] wire = Files.readAllBytes(pcap);
     // the capture holds the agents' bus traffic in clear: a key sent there would be found
     assertTrue(Bytes.indexOf(wire, "lease.acquired".getBytes(StandardCharsets.US_ASCII)) >= 0,

@@ -37,7 +37,8 @@ class SecretRotationLabTest {
   @BeforeAll
   void twoNodesTwoPods() {
     lab = new LabHarness();
-    lab.lab("up", "2");
+    // a rotation of the cluster secret concerns pre-shared keys only (certificates are the default)
+    lab.lab("up", "2", "--psk");
     lab.lab("pod", "add", "1", "rot1");
     lab.lab("pod", "add", "2", "rot2");
     remotePod = TunnelLab.podAddress(lab, "rot2");

@@ -49,7 +49,8 @@ class TunnelFailureLabTest {
   void twoNodesNode2WithAMinimalCharon() throws IOException {
     lab = new LabHarness();
     cni = new CniLab(lab);
-    lab.lab("up", "2", "--no-agent");
+    // the second case makes the pair keys differ: pre-shared keys, not the default certificates
+    lab.lab("up", "2", "--no-agent", "--psk");
     lab.lab("stop-charon", "2");
     lab.lab("start-charon", "2", "--load", NO_GCM);
     // node2 reads its own copy of the cluster secret, so the second case can change it alone

@@ -1,6 +1,8 @@
 package dev.ipseccni.tunnel;
 
 import dev.ipseccni.bus.message.NodeBlockLease;
+import dev.ipseccni.tunnel.identity.IkeAuth;
+import dev.ipseccni.tunnel.identity.NodeIdentity;
 import dev.ipseccni.tunnel.vici.ViciMessage;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -44,8 +46,30 @@ public final class TunnelRenderer {
     return out;
   }
 
-  /** The body of {@code load-conn} for one tunnel (the connection section, without its name). */
+  /** The body of {@code load-conn} for one tunnel authenticated with pair keys (the connection section, without its name). */
   public ViciMessage connection(PeerTunnel t) {
+    return connection(t, ViciMessage.builder().put("auth", "psk").put("id", t.localNode()).build(),
+        ViciMessage.builder().put("auth", "psk").put("id", t.peerNode()).build());
+  }
+
+  /**
+   * The body of {@code load-conn} for one tunnel authenticated with certificates: this node
+   * presents its certificate under its node name; the peer must present a certificate of the
+   * cluster CA naming the node whose lease the tunnel serves (its id is matched against the
+   * certificate's subject and subjectAltNames), so no other node's certificate will do.
+   *
+   * <p>The local certificate is not named in the connection: charon takes the one loaded with
+   * load-cert whose name matches and whose key it holds, the most recently loaded first. So a
+   * renewal (load-cert, load-key) changes what new authentications present without reloading
+   * connections, which would restart their CHILD SAs.
+   */
+  public ViciMessage connection(PeerTunnel t, NodeIdentity identity) {
+    return connection(t, ViciMessage.builder().put("auth", "pubkey").put("id", t.localNode()).build(),
+        ViciMessage.builder().put("auth", "pubkey").put("id", t.peerNode())
+            .list("cacerts", List.of(identity.caPem())).build());
+  }
+
+  private ViciMessage connection(PeerTunnel t, ViciMessage local, ViciMessage remote) {
     Proposals p = settings.proposals();
     ViciMessage child = ViciMessage.builder()
         .list("local_ts", List.of(t.localBlock()))
@@ -67,8 +91,8 @@ public final class TunnelRenderer {
         .list("proposals", List.of(p.ike().split(",")))
         .put("dpd_delay", DPD_DELAY)
         .put("rekey_time", IKE_REKEY)
-        .section("local", ViciMessage.builder().put("auth", "psk").put("id", t.localNode()).build())
-        .section("remote", ViciMessage.builder().put("auth", "psk").put("id", t.peerNode()).build())
+        .section("local", local)
+        .section("remote", remote)
         .section("children", ViciMessage.builder().section(t.connName(), child).build())
         .build();
   }
@@ -119,6 +143,27 @@ public final class TunnelRenderer {
         entry.put("id-peer", t.peerNode()).put("secret", key.value("data").orElseThrow());
         section(out, 1, "ike-" + key.value("id").orElseThrow().substring("psk-".length()), entry.build());
       }
+    }
+    out.append("}\n");
+    return out.toString();
+  }
+
+  /**
+   * The swanctl.conf equivalent of all tunnels authenticated with certificates: the CA by
+   * file name, as swanctl takes it, and no secrets (charon was given the node's certificate
+   * and private key with load-cert and load-key).
+   */
+  public String swanctlConf(Collection<PeerTunnel> tunnels, IkeAuth.Certificates files) {
+    StringBuilder out = new StringBuilder(256 + tunnels.size() * 900);
+    out.append("# Rendered by the ipsec-cni tunnel service from the node block leases; do not edit.\n");
+    out.append("# Loaded with load-cert and load-key: ").append(files.certificate()).append(", ")
+        .append(files.privateKey()).append('\n');
+    out.append("connections {\n");
+    for (PeerTunnel t : tunnels) {
+      section(out, 1, t.connName(), connection(t,
+          ViciMessage.builder().put("auth", "pubkey").put("id", t.localNode()).build(),
+          ViciMessage.builder().put("auth", "pubkey").put("id", t.peerNode())
+              .list("cacerts", List.of(files.caCertificate().toString())).build()));
     }
     out.append("}\n");
     return out.toString();

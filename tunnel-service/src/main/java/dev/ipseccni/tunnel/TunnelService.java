@@ -10,6 +10,10 @@ import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.SecretAnnouncement;
 import dev.ipseccni.bus.message.TunnelEvent;
 import dev.ipseccni.bus.message.TunnelFailure;
+import dev.ipseccni.tunnel.identity.DeniedNodes;
+import dev.ipseccni.tunnel.identity.IdentityException;
+import dev.ipseccni.tunnel.identity.IkeAuth;
+import dev.ipseccni.tunnel.identity.NodeIdentity;
 import dev.ipseccni.tunnel.vici.ViciCommandException;
 import dev.ipseccni.tunnel.vici.ViciException;
 import dev.ipseccni.tunnel.vici.ViciMessage;
@@ -58,6 +62,15 @@ import java.util.logging.Logger;
  * both ends hold and, during a rotation, accepts the other one too ({@link SecretRing}).
  * When a pair's offered key changes, the side that starts the tunnel re-authenticates its
  * IKE SA (make-before-break where charon allows it), so every tunnel ends on the new key.
+ *
+ * <p>Certificates (the default, {@link IkeAuth.Certificates}): charon is given this node's
+ * key and certificate and the cluster CA; each connection authenticates with them, and a
+ * peer must present a CA certificate naming the node whose lease the tunnel serves. The
+ * files are read again on every reconcile: a renewed certificate is loaded into charon, the
+ * established IKE SAs keep running, and the renewed node re-authenticates each of its
+ * tunnels (make-before-break), as the starting side does for a secret rotation. The denied-node file is read every reconcile
+ * too: a node named there loses its tunnels (terminated and unloaded) and its block's route,
+ * and with no connection accepting its identity charon refuses it.
  *
  * <p>Threads: all state lives on this verticle's event loop; every VICI call runs on a
  * one-thread worker, so calls are serialised and never block the loop.
@@ -108,6 +121,14 @@ public final class TunnelService extends VerticleBase {
   private CharonAlgorithms.Verdict verdict;
   private CharonCheck unannouncedCheck;
   private SecretRing secrets;
+  /** This node's checked certificate identity (certificate mode), and what charon was given of it. */
+  private NodeIdentity identity;
+  private String loadedIdentity;
+  private String loadedPrivateKeyId;
+  /** The last reason the identity files on disk were not usable, so it is logged once. */
+  private String lastIdentityProblem;
+  /** The nodes the denied-node file names, as last read. */
+  private Set<String> denied = Set.of();
   private ViciSession session;
   /** What the rendered file was last written from: the tunnels and each pair's keys (as ids). */
   private Map<String, PeerTunnel> lastRenderedTunnels = Map.of();
@@ -136,15 +157,17 @@ public final class TunnelService extends VerticleBase {
   @Override
   public Future<?> start() {
     worker = vertx.createSharedWorkerExecutor("tunnel-vici-" + settings.nodeName(), 1);
-    return worker.executeBlocking(() -> ClusterSecret.load(settings.secretFile()))
+    return worker.executeBlocking(this::loadCredentials)
         .compose(secret -> {
           ikeProposals = ProposalAlgorithms.ike(settings.proposals().ike());
           espProposals = ProposalAlgorithms.esp(settings.proposals().esp());
           renderer = new TunnelRenderer(settings);
-          // Two reconcile intervals: time enough for every peer to hear that this node has the new secret.
-          secrets = new SecretRing(settings.secretFile(), settings.secretGrace(),
-              settings.reconcileInterval().multipliedBy(2), secret);
-          announcedSecretId = secret.id();
+          if (secret != null) {
+            // Two reconcile intervals: time enough for every peer to hear that this node has the new secret.
+            secrets = new SecretRing(settings.secretFile(), settings.secretGrace(),
+                settings.reconcileInterval().multipliedBy(2), secret);
+            announcedSecretId = secret.id();
+          }
           List<Future<?>> registered = new ArrayList<>();
           // events, expiry and a snapshot of the cluster's lease map every reconcile interval
           peerFollower = PeerView.follow(vertx, events, Addresses.TUNNEL, peers, settings.reconcileInterval(),
@@ -164,10 +187,28 @@ public final class TunnelService extends VerticleBase {
         .andThen(ok -> {
           if (ok.succeeded()) {
             timer = vertx.setPeriodic(settings.reconcileInterval().toMillis(), id -> requestReconcile(true));
-            events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, true));
+            if (settings.psk()) {
+              events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, true));
+            }
             requestReconcile(false);
           }
         });
+  }
+
+  /**
+   * The cluster secret (pre-shared keys), or null after checking this node's certificate,
+   * key and CA (certificates): a start with unusable files fails with the reason.
+   */
+  private ClusterSecret loadCredentials() throws IOException, IdentityException {
+    if (settings.auth() instanceof IkeAuth.Certificates files) {
+      identity = NodeIdentity.load(files, settings.nodeName(), settings.underlayAddress(), java.time.Instant.now());
+      if (files.deniedNodes().isPresent()) {
+        denied = DeniedNodes.read(files.deniedNodes().get());
+      }
+      LOG.info(() -> "IKE identity " + settings.nodeName() + ": certificate " + identity);
+      return null;
+    }
+    return ClusterSecret.load(settings.secretFile());
   }
 
   @Override
@@ -192,7 +233,8 @@ public final class TunnelService extends VerticleBase {
   }
 
   private void onSecret(Event event) {
-    if (!(event.payload() instanceof SecretAnnouncement announced) || event.node().equals(settings.nodeName())) {
+    if (!settings.psk() || !(event.payload() instanceof SecretAnnouncement announced)
+        || event.node().equals(settings.nodeName())) {
       return;
     }
     if (announced.answerWanted()) {
@@ -355,17 +397,32 @@ public final class TunnelService extends VerticleBase {
     boolean fresh = ensureSession();
     if (fresh) {
       loadedKeys.clear();
+      loadedIdentity = null;
+      loadedPrivateKeyId = null;
     }
     long now = System.nanoTime();
-    secrets.refresh(now);
     Map<String, PeerTunnel> appliedNow = new HashMap<>(fresh ? Map.of() : appliedBefore);
+    boolean renewed = false;
+    if (settings.psk()) {
+      secrets.refresh(now);
+    } else {
+      renewed = refreshIdentity();
+    }
     Map<String, PeerTunnel> desired = own.map(o -> renderer.desired(o, all)).orElse(Map.of());
+    // a denied node gets no tunnel: its block is not routed, its identity not accepted
+    desired.values().removeIf(t -> denied.contains(t.peerNode()));
     List<String> inCharon = session.getConns();
     if (own.isEmpty()) {
       // Without our own block there is nothing to render; leave charon as it is.
-      return new Outcome(desired, appliedNow, Map.of(), secrets.currentId(), verdict, takeCheck());
+      return new Outcome(desired, appliedNow, Map.of(), secretId(), verdict, takeCheck());
     }
-    secrets.expire(now, desired.values().stream().map(t -> peerIds.get(t.peerNode())).toList());
+    if (renewed) {
+      // Only this node's identity changed, so this node re-authenticates, whichever side started the tunnel.
+      desired.values().forEach(t -> reauthPending.add(t.connName()));
+    }
+    if (settings.psk()) {
+      secrets.expire(now, desired.values().stream().map(t -> peerIds.get(t.peerNode())).toList());
+    }
     TunnelPlan plan = TunnelPlan.between(desired, appliedNow, inCharon);
     for (String name : plan.unload()) {
       try {
@@ -388,12 +445,12 @@ public final class TunnelService extends VerticleBase {
       LOG.info(() -> "unloaded " + name);
     }
     Set<String> sharedInCharon = loadedKeys.isEmpty() ? new HashSet<>(session.getShared()) : Set.of();
-    for (PeerTunnel t : desired.values()) {
+    for (PeerTunnel t : settings.psk() ? desired.values() : List.<PeerTunnel>of()) {
       loadKeys(t, secrets.keysFor(peerIds.get(t.peerNode())), sharedInCharon);
       warnOnForeignSecret(t.peerNode(), peerIds.get(t.peerNode()));
     }
     for (PeerTunnel t : plan.load()) {
-      session.loadConn(t.connName(), renderer.connection(t));
+      session.loadConn(t.connName(), settings.psk() ? renderer.connection(t) : renderer.connection(t, identity));
       appliedNow.put(t.connName(), t);
       LOG.info(() -> "loaded " + t.connName() + " " + t.localBlock() + " <-> " + t.peerBlock() + " via "
           + t.peerAddress());
@@ -415,8 +472,67 @@ public final class TunnelService extends VerticleBase {
       }
     }
     reauthenticate(sas.up().keySet());
-    writeRendered(desired, t -> secrets.keysFor(peerIds.get(t.peerNode())));
-    return new Outcome(desired, appliedNow, sas.up(), secrets.currentId(), verdict, takeCheck());
+    writeRendered(desired, t -> settings.psk() ? secrets.keysFor(peerIds.get(t.peerNode())) : null);
+    return new Outcome(desired, appliedNow, sas.up(), secretId(), verdict, takeCheck());
+  }
+
+  /** The cluster secret in use; in certificate mode the certificate's fingerprint (only compared, never announced). */
+  private String secretId() {
+    return settings.psk() ? secrets.currentId() : identity.fingerprint();
+  }
+
+  /**
+   * Reads the certificate, key, CA and denied-node files again and gives charon what
+   * changed: the key (the old one is removed when it changed), the CA and the certificate.
+   * A renewed certificate that fails the checks is not loaded: the node keeps the one it
+   * has, and says why. True when a renewal was loaded into a session that held the old
+   * identity, so the IKE SAs must authenticate again.
+   */
+  private boolean refreshIdentity() throws IOException {
+    IkeAuth.Certificates files = (IkeAuth.Certificates) settings.auth();
+    if (files.deniedNodes().isPresent()) {
+      try {
+        Set<String> now = DeniedNodes.read(files.deniedNodes().get());
+        if (!now.equals(denied)) {
+          LOG.warning("denied nodes (" + files.deniedNodes().get() + "): " + now);
+          denied = now;
+        }
+      } catch (IOException e) {
+        LOG.warning("cannot read denied nodes file " + files.deniedNodes().get() + ", keeping " + denied + ": " + e);
+      }
+    }
+    try {
+      NodeIdentity current = NodeIdentity.load(files, settings.nodeName(), settings.underlayAddress(),
+          java.time.Instant.now());
+      if (!current.fingerprint().equals(identity.fingerprint())) {
+        LOG.info(() -> "renewed IKE identity: " + current + " (was " + identity + ")");
+        identity = current;
+      }
+      lastIdentityProblem = null;
+    } catch (IdentityException e) {
+      if (!e.getMessage().equals(lastIdentityProblem)) {
+        LOG.warning("keeping IKE identity " + identity + ": the files on disk are not usable: " + e.getMessage());
+        lastIdentityProblem = e.getMessage();
+      }
+    }
+    if (identity.fingerprint().equals(loadedIdentity)) {
+      return false;
+    }
+    String keyId = session.loadKey("any", identity.privateKeyPem());
+    session.loadCert("x509", "ca", identity.caPem());
+    session.loadCert("x509", "none", identity.certificatePem());
+    // the old key goes only now, so an authentication in between still finds a key and certificate that match
+    if (loadedPrivateKeyId != null && !loadedPrivateKeyId.equals(keyId)) {
+      try {
+        session.unloadKey(loadedPrivateKeyId);
+      } catch (ViciCommandException gone) {
+        // already gone
+      }
+    }
+    boolean renewal = loadedIdentity != null;
+    loadedIdentity = identity.fingerprint();
+    loadedPrivateKeyId = keyId;
+    return renewal;
   }
 
   /**
@@ -457,7 +573,8 @@ public final class TunnelService extends VerticleBase {
       }
       try {
         session.reauthenticate(name);
-        LOG.info(() -> "re-authenticating " + name + " with cluster secret " + secrets.currentId());
+        LOG.info(() -> "re-authenticating " + name + (settings.psk() ? " with cluster secret " + secrets.currentId()
+            : " with certificate " + identity));
       } catch (ViciException e) {
         LOG.warning("re-authentication of " + name + " failed: " + e.getMessage());
       }
@@ -550,11 +667,12 @@ public final class TunnelService extends VerticleBase {
     Path target = settings.renderedConfig();
     // Comparing the inputs costs far less than rendering (HKDF per pair): most reconciles change nothing.
     Map<String, String> keyIds = new HashMap<>(Math.max(16, desired.size() * 2));
-    desired.values().forEach(t -> keyIds.put(t.connName(), keys.apply(t).describe()));
+    desired.values().forEach(t -> keyIds.put(t.connName(), settings.psk() ? keys.apply(t).describe() : secretId()));
     if (desired.equals(lastRenderedTunnels) && keyIds.equals(lastRenderedKeys) && Files.exists(target)) {
       return;
     }
-    String text = renderer.swanctlConf(desired.values(), keys);
+    String text = settings.auth() instanceof IkeAuth.Certificates files ? renderer.swanctlConf(desired.values(), files)
+        : renderer.swanctlConf(desired.values(), keys);
     Path dir = target.toAbsolutePath().getParent();
     Files.createDirectories(dir);
     Path tmp = Files.createTempFile(dir, ".swanctl", ".tmp",
@@ -590,7 +708,7 @@ public final class TunnelService extends VerticleBase {
       events.publish(Addresses.TUNNEL_CHARON, check);
     });
     failures.keySet().removeIf(name -> outcome.up().containsKey(name) || !outcome.desired().containsKey(name));
-    if (!outcome.secretId().equals(announcedSecretId)) {
+    if (settings.psk() && !outcome.secretId().equals(announcedSecretId)) {
       // Announced only now that charon holds the new keys: a peer that reacts finds them there.
       announcedSecretId = outcome.secretId();
       events.publish(Addresses.TUNNEL_SECRET, new SecretAnnouncement(announcedSecretId, false));

@@ -2,6 +2,7 @@ package dev.ipseccni.tunnel;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import dev.ipseccni.tunnel.identity.IkeAuth;
 import java.util.Objects;
 
 /**
@@ -17,10 +18,11 @@ import java.util.Objects;
  * @param renderedConfig where the swanctl.conf equivalent of the loaded state is written (0600: it holds keys)
  * @param secretGrace how long, at most, the previous cluster secret stays accepted after the
  *     secret file changed (it goes earlier, once every peer announces the new one)
+ * @param auth how IKE authenticates: per-node certificates, or pair keys from the cluster secret
  */
 public record TunnelSettings(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,
                              Datapath datapath, Proposals proposals, Duration reconcileInterval,
-                             Path renderedConfig, Duration secretGrace) {
+                             Path renderedConfig, Duration secretGrace, IkeAuth auth) {
   public static final Duration DEFAULT_RECONCILE_INTERVAL = Duration.ofSeconds(10);
   public static final Duration DEFAULT_SECRET_GRACE = Duration.ofHours(1);
 
@@ -34,6 +36,7 @@ public record TunnelSettings(String nodeName, String underlayAddress, Path viciS
     Objects.requireNonNull(reconcileInterval, "reconcileInterval");
     Objects.requireNonNull(renderedConfig, "renderedConfig");
     Objects.requireNonNull(secretGrace, "secretGrace");
+    Objects.requireNonNull(auth, "auth");
     if (nodeName.isBlank()) {
       throw new IllegalArgumentException("tunnel nodeName must not be blank");
     }
@@ -47,6 +50,19 @@ public record TunnelSettings(String nodeName, String underlayAddress, Path viciS
       throw new IllegalArgumentException("tunnel secretGrace must not be negative, got " + secretGrace);
     }
   }
+
+  /** Pre-shared keys from the cluster secret. */
+  public TunnelSettings(String nodeName, String underlayAddress, Path viciSocket, Path secretFile, Datapath datapath,
+                        Proposals proposals, Duration reconcileInterval, Path renderedConfig, Duration secretGrace) {
+    this(nodeName, underlayAddress, viciSocket, secretFile, datapath, proposals, reconcileInterval, renderedConfig,
+        secretGrace, new IkeAuth.Psk());
+  }
+
+  /** Whether IKE authenticates with pair keys from the cluster secret. */
+  public boolean psk() {
+    return auth instanceof IkeAuth.Psk;
+  }
+
 
   /** Default proposals, reconcile interval and secret grace. */
   public static TunnelSettings of(String nodeName, String underlayAddress, Path viciSocket, Path secretFile,

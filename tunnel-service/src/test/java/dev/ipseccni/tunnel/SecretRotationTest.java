@@ -240,7 +240,7 @@ class SecretRotationTest {
    * ping every 50 ms. An echo request counts as lost when a later one was answered and it
    * never was (a late answer still counts as an answer).
    */
-  private static final class Ping implements AutoCloseable {
+  static final class Ping implements AutoCloseable {
     private static final java.util.regex.Pattern SEQ = java.util.regex.Pattern.compile("icmp_seq=(\\d+)");
     private final Process process;
     private final java.util.Set<Integer> answered = ConcurrentHashMap.newKeySet();

@@ -42,6 +42,37 @@ class TunnelRendererTest {
   }
 
   @Test
+  void withCertificatesThePeerMustBeTheLeasesNodeSignedByTheClusterCa() throws Exception {
+    Path ca = dir.resolve("ca");
+    dev.ipseccni.tunnel.identity.ClusterCa.initCa(ca, "test CA", java.time.Duration.ofDays(1));
+    Path pki = dir.resolve("pki");
+    dev.ipseccni.tunnel.identity.ClusterCa.issue(ca, "node-a", "192.168.250.1", pki, java.time.Duration.ofDays(1),
+        java.util.Optional.empty());
+    var files = new dev.ipseccni.tunnel.identity.IkeAuth.Certificates(pki.resolve("node.crt"), pki.resolve("node.key"),
+        pki.resolve("ca.crt"), java.util.Optional.empty());
+    var identity = dev.ipseccni.tunnel.identity.NodeIdentity.load(files, "node-a", "192.168.250.1",
+        java.time.Instant.now());
+    TunnelRenderer r = renderer("node-a", "192.168.250.1", Datapath.LIBIPSEC);
+    PeerTunnel t = r.desired(nodeA, List.of(nodeA, nodeB)).get("peer-node-b");
+
+    ViciMessage conn = r.connection(t, identity);
+    ViciMessage local = conn.section("local").orElseThrow();
+    ViciMessage remote = conn.section("remote").orElseThrow();
+    assertEquals("pubkey", local.value("auth").orElseThrow());
+    assertEquals("node-a", local.value("id").orElseThrow());
+    assertEquals(List.of(), local.list("certs"), "charon picks the newest loaded certificate for the id");
+    assertEquals("pubkey", remote.value("auth").orElseThrow());
+    assertEquals("node-b", remote.value("id").orElseThrow(), "only node-b's certificate serves node-b's block");
+    assertEquals(List.of(identity.caPem()), remote.list("cacerts"));
+
+    String conf = r.swanctlConf(List.of(t), files);
+    assertTrue(conf.contains(pki.resolve("node.crt").toString()), conf);
+    assertTrue(conf.contains("cacerts = " + pki.resolve("ca.crt")), conf);
+    assertFalse(conf.contains("secrets {"), conf);
+    assertFalse(conf.contains("PRIVATE KEY"), "the key is named, never copied:\n" + conf);
+  }
+
+  @Test
   void onePeerGivesOneConnectionBlockToBlock() {
     TunnelRenderer r = renderer("node-a", "192.168.250.1", Datapath.LIBIPSEC);
     Map<String, PeerTunnel> desired = r.desired(nodeA, List.of(nodeA, nodeB));

@@ -129,6 +129,24 @@ public final class ViciSession implements AutoCloseable {
     call("load-shared", shared);
   }
 
+  /**
+   * Loads a certificate: {@code type} x509 (with {@code flag} CA for a CA, none otherwise) or
+   * x509crl, {@code data} PEM or DER. charon keeps it in its VICI credential set.
+   */
+  public void loadCert(String type, String flag, String pem) throws ViciException {
+    call("load-cert", ViciMessage.builder().put("type", type).put("flag", flag).put("data", pem).build());
+  }
+
+  /** Loads a private key ({@code type} any, rsa, ecdsa, …; {@code data} PEM); charon answers with its id. */
+  public String loadKey(String type, String pem) throws ViciException {
+    return call("load-key", ViciMessage.builder().put("type", type).put("data", pem).build()).value("id").orElse("");
+  }
+
+  /** Removes a private key by the id load-key returned. */
+  public void unloadKey(String id) throws ViciException {
+    call("unload-key", ViciMessage.builder().put("id", id).build());
+  }
+
   public void unloadShared(String id) throws ViciException {
     call("unload-shared", ViciMessage.builder().put("id", id).build());
   }

@@ -252,6 +252,36 @@ public final class NetnsLab implements AutoCloseable {
     return new TwoNodes(charon(nsA), charon(nsB));
   }
 
+  /** Three nodes of the tests, on one underlay bridge. */
+  public record ThreeNodes(Charon a, Charon b, Charon c) {}
+
+  /**
+   * Three nodes {@code <prefix>a}, {@code b}, {@code c} (192.168.250.1, .2, .3/24), each
+   * with a veth to a bridge in the namespace {@code <prefix>u} (the underlay), a bridge "blk"
+   * with the first address of its block (10.128.1-3.0/24) and a charon.
+   */
+  public ThreeNodes threeNodes(String prefix) throws IOException {
+    String underlay = namespace(prefix + "u");
+    exec(underlay, "ip", "link", "add", "br0", "type", "bridge");
+    exec(underlay, "ip", "link", "set", "br0", "up");
+    List<Charon> out = new ArrayList<>();
+    for (int i = 1; i <= 3; i++) {
+      String ns = namespace(prefix + (char) ('a' + i - 1));
+      String node = "vt" + PID + "n" + i;
+      String port = "vt" + PID + "u" + i;
+      run(List.of("ip", "link", "add", node, "netns", ns, "type", "veth", "peer", "name", port, "netns", underlay));
+      exec(ns, "ip", "addr", "add", "192.168.250." + i + "/24", "dev", node);
+      exec(ns, "ip", "link", "set", node, "up");
+      exec(underlay, "ip", "link", "set", port, "master", "br0");
+      exec(underlay, "ip", "link", "set", port, "up");
+      bridge(ns, "blk", "10.128." + i + ".1/24");
+    }
+    for (int i = 1; i <= 3; i++) {
+      out.add(charon(PREFIX + PID + "-" + prefix + (char) ('a' + i - 1)));
+    }
+    return new ThreeNodes(out.get(0), out.get(1), out.get(2));
+  }
+
   /** Polls {@code condition} until it holds or the deadline passes (then fails with {@code what}). */
   public static void awaitTrue(Duration within, BooleanSupplier condition, String what) {
     Instant deadline = Instant.now().plus(within);
