@@ -43,9 +43,12 @@ public record AgentConfig(
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
                         boolean liteMember, Optional<ClusterSettings.Tls> tls) {}
 
-  /** @param cniVersion the cniVersion of the conflist the agent writes (what runtimes send and expect back) */
+  /**
+   * @param mtu the pods' MTU when set (network.mtu); otherwise derived from the underlay link at start
+   * @param cniVersion the cniVersion of the conflist the agent writes (what runtimes send and expect back)
+   */
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
-                        String bridge, int mtu, String cniVersion) {}
+                        String bridge, java.util.OptionalInt mtu, String cniVersion) {}
 
   public record Charon(Path viciSocket, String datapath) {}
 
@@ -194,9 +197,11 @@ public record AgentConfig(
     if (!IFNAME.matcher(bridge).matches()) {
       r.problem("network.bridge: '" + bridge + "' is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
     }
-    int mtu = r.integer("network.mtu", 1400);
-    if (mtu < 576 || mtu > 9000) {
-      r.problem("network.mtu: " + mtu + " is outside 576..9000");
+    // absent: derived from the underlay link at start (PodMtu); a wrong type is reported once
+    int mtuValue = r.integer("network.mtu", -1);
+    java.util.OptionalInt mtu = mtuValue == -1 ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(mtuValue);
+    if (mtu.isPresent() && (mtu.getAsInt() < 576 || mtu.getAsInt() > 9000)) {
+      r.problem("network.mtu: " + mtu.getAsInt() + " is outside 576..9000");
     }
     String cniVersion = r.text("network.cniVersion", dev.ipseccni.cni.Conflist.DEFAULT_CNI_VERSION);
     if (!dev.ipseccni.cni.Conflist.VERSIONS.contains(cniVersion)) {
