@@ -194,34 +194,48 @@ final class TunnelLab {
     }
   }
 
-  /** A tcpdump of one node's underlay interface (eth0 in the node namespace) into a pcap file. */
+  /**
+   * A tcpdump into a pcap file: of one node's underlay interface (eth0 in the node namespace), or
+   * of the underlay bridge itself (every node's traffic, seen from the wire).
+   */
   static final class UnderlayCapture implements AutoCloseable {
     private final Background tcpdump;
     private final Path pcap;
-    private final int node;
+    private final String where;
 
-    private UnderlayCapture(Background tcpdump, Path pcap, int node) {
+    private UnderlayCapture(Background tcpdump, Path pcap, String where) {
       this.tcpdump = tcpdump;
       this.pcap = pcap;
-      this.node = node;
+      this.where = where;
     }
 
-    /** Starts the capture and returns once tcpdump is listening. */
+    /** Starts the capture on node's eth0 and returns once tcpdump is listening. */
     static UnderlayCapture start(LabHarness lab, int node, String name) throws IOException {
       Path pcap = lab.labDir().resolve("capture-node" + node + "-" + name + ".pcap");
-      Background b = Background.start(lab, String.valueOf(node), "tcpdump", "-i", "eth0", "-n", "-U", "-s", "128",
+      return start(lab, String.valueOf(node), "eth0", pcap, "node" + node + " eth0");
+    }
+
+    /** Starts a capture on the underlay bridge (in the underlay namespace) and returns once it listens. */
+    static UnderlayCapture bridge(LabHarness lab, String name) throws IOException {
+      Path pcap = lab.labDir().resolve("capture-bridge-" + name + ".pcap");
+      return start(lab, "underlay", prefix() + "br0", pcap, "the underlay bridge " + prefix() + "br0");
+    }
+
+    private static UnderlayCapture start(LabHarness lab, String where, String iface, Path pcap, String what)
+        throws IOException {
+      Background b = Background.start(lab, where, "tcpdump", "-i", iface, "-n", "-U", "-s", "128",
           "-w", pcap.toString());
-      LabHarness.await(Duration.ofSeconds(60), "tcpdump listening on node" + node + "'s eth0", () -> {
+      LabHarness.await(Duration.ofSeconds(60), "tcpdump listening on " + what, () -> {
         try {
           if (!b.alive()) {
-            throw new AssertionError("tcpdump on node" + node + " exited: " + b.stderr());
+            throw new AssertionError("tcpdump on " + what + " exited: " + b.stderr());
           }
           return b.stderr().contains("listening on");
         } catch (IOException e) {
           throw new AssertionError(e);
         }
       });
-      return new UnderlayCapture(b, pcap, node);
+      return new UnderlayCapture(b, pcap, what);
     }
 
     /** Stops the capture; further calls read the finished file. */
@@ -241,7 +255,7 @@ final class TunnelLab {
     }
 
     String describe() {
-      return "capture on node" + node + " eth0 (" + pcap + ")";
+      return "capture on " + where + " (" + pcap + ")";
     }
 
     @Override
