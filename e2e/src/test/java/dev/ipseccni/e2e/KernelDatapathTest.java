@@ -46,14 +46,21 @@ class KernelDatapathTest {
   void threeKernelNodesOnePodEach() throws Exception {
     lab = new LabHarness();
     lab.lab("up", String.valueOf(NODES), "--kernel");
+    // one pod per node, added at once: an ADD in UML takes seconds
+    java.util.stream.IntStream.rangeClosed(1, NODES).parallel()
+        .forEach(node -> lab.lab("pod", "add", String.valueOf(node), "kern" + node));
     for (int node = 1; node <= NODES; node++) {
-      addPod(node, "kern" + node);
+      recordPod(node, "kern" + node);
     }
     KernelLab.awaitFullMesh(lab, NODES);
   }
 
   private void addPod(int node, String pod) throws IOException {
     lab.lab("pod", "add", String.valueOf(node), pod);
+    recordPod(node, pod);
+  }
+
+  private void recordPod(int node, String pod) throws IOException {
     podOfNode.put(node, pod);
     addressOfPod.put(pod, TunnelLab.podAddress(lab, pod));
     TunnelLab.serveName(lab, pod);
@@ -76,26 +83,14 @@ class KernelDatapathTest {
     List<String> failures = new ArrayList<>();
     try (UnderlayCapture wire = UnderlayCapture.bridge(lab, "mesh")) {
       for (int from = 1; from <= NODES; from++) {
-        String client = podOfNode.get(from);
+        List<String> targets = new ArrayList<>();
         for (int to = 1; to <= NODES; to++) {
-          if (to == from) {
-            continue;
-          }
-          String server = podOfNode.get(to);
-          String address = addressOfPod.get(server);
-          if (!TunnelLab.pingOnce(lab, "pod-" + client, address)) {
-            failures.add("pod " + client + " (node" + from + ") -/-> ping " + server + " " + address);
-          }
-          if (!("pod " + server).equals(TunnelLab.httpGet(lab, "pod-" + client, address, server + ".txt"))) {
-            failures.add("pod " + client + " (node" + from + ") -/-> TCP " + server + " " + address);
-          }
-          if (!TunnelLab.pingOnce(lab, String.valueOf(from), address)) {
-            failures.add("node" + from + " -/-> ping " + server + " " + address);
-          }
-          if (!("pod " + server).equals(TunnelLab.httpGet(lab, String.valueOf(from), address, server + ".txt"))) {
-            failures.add("node" + from + " -/-> TCP " + server + " " + address);
+          if (to != from) {
+            targets.add(addressOfPod.get(podOfNode.get(to)) + "=" + podOfNode.get(to));
           }
         }
+        failures.addAll(probe("pod-" + podOfNode.get(from), "pod " + podOfNode.get(from) + " (node" + from + ")", targets));
+        failures.addAll(probe(String.valueOf(from), "node" + from, targets));
       }
       wire.stop();
       assertEquals(List.of(), failures, "every pair reaches each other across the tunnels");
@@ -254,6 +249,31 @@ class KernelDatapathTest {
     IkeSa after = KernelLab.ikeSas(lab, 1).get("peer-node2");
     assertTrue(after != null && after.uniqueId().equals(oneTwo.uniqueId()),
         "node1 -> node2 kept its IKE SA: before " + oneTwo + " after " + after);
+  }
+
+  /**
+   * From one pod or node, a ping and a TCP request (busybox httpd) to each target
+   * ({@code address=pod}), in one command: each command into a UML guest costs forks there.
+   */
+  private List<String> probe(String where, String who, List<String> targets) {
+    String script = "for t in \"$@\"; do a=${t%%=*}; n=${t#*=};"
+        + " if ping -c 1 -W 2 -q \"$a\" >/dev/null 2>&1; then echo \"ping $a ok\"; fi;"
+        + " echo \"tcp $a $(curl -s -f -m 5 http://$a:8080/$n.txt)\"; done";
+    List<String> command = new ArrayList<>(List.of("sh", "-c", script, "probe"));
+    command.addAll(targets);
+    String out = lab.exec(where, command.toArray(String[]::new)).stdout();
+    List<String> failures = new ArrayList<>();
+    for (String t : targets) {
+      String address = t.substring(0, t.indexOf('='));
+      String pod = t.substring(t.indexOf('=') + 1);
+      if (!out.contains("ping " + address + " ok\n")) {
+        failures.add(who + " -/-> ping " + pod + " " + address);
+      }
+      if (!out.contains("tcp " + address + " pod " + pod + "\n")) {
+        failures.add(who + " -/-> TCP " + pod + " " + address + ":8080\n" + out);
+      }
+    }
+    return failures;
   }
 
   private static int unanswered(Background ping) {
