@@ -155,18 +155,18 @@ class KernelDatapathTest {
              remotePod);
          Background nodePing = Background.start(lab, "1", "ping", "-n", "-O", "-i", "0.5", "-W", "1", remotePod)) {
       LabHarness.await(Duration.ofSeconds(60), "both ping loops answered through the tunnel",
-          () -> count(podPing, "bytes from") > 0 && count(nodePing, "bytes from") > 0);
+          () -> PlaintextGuardTest.replies(podPing) > 0 && PlaintextGuardTest.replies(nodePing) > 0);
 
       lab.lab("stop-charon", "1");
       assertEquals(List.of(), KernelLab.xfrm(lab, 1, "state"), "node1: no SA left in the kernel");
       assertEquals(List.of(), KernelLab.xfrm(lab, 1, "policy"), "node1: no IPsec policy left in the kernel");
       assertEquals("", lab.exec("1", "ip", "route", "show", "table", "220").orFail("table 220").stdout().trim(),
           "node1: no table-220 route left");
-      int podBefore = unanswered(podPing);
-      int nodeBefore = unanswered(nodePing);
+      int podBefore = PlaintextGuardTest.unanswered(podPing);
+      int nodeBefore = PlaintextGuardTest.unanswered(nodePing);
       LabHarness.await(WINDOW, UNANSWERED_IN_WINDOW + " unanswered echoes from each loop while charon is down",
-          () -> unanswered(podPing) - podBefore >= UNANSWERED_IN_WINDOW
-              && unanswered(nodePing) - nodeBefore >= UNANSWERED_IN_WINDOW);
+          () -> PlaintextGuardTest.unanswered(podPing) - podBefore >= UNANSWERED_IN_WINDOW
+              && PlaintextGuardTest.unanswered(nodePing) - nodeBefore >= UNANSWERED_IN_WINDOW);
 
       lab.lab("start-charon", "1");
       LabHarness.await(RECOVERY, "pod -> remote pod answers again after charon restarted",
@@ -274,17 +274,5 @@ class KernelDatapathTest {
       }
     }
     return failures;
-  }
-
-  private static int unanswered(Background ping) {
-    return count(ping, "no answer yet") + count(ping, "sendmsg");
-  }
-
-  private static int count(Background ping, String what) {
-    try {
-      return (int) (ping.stdout() + ping.stderr()).lines().filter(l -> l.contains(what)).count();
-    } catch (IOException e) {
-      throw new AssertionError(e);
-    }
   }
 }
