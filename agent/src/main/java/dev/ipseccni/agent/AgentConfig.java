@@ -49,9 +49,12 @@ public record AgentConfig(
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
                         boolean liteMember, Optional<ClusterSettings.Tls> tls, Optional<String> discoveryDns) {}
 
-  /** @param cniVersion the cniVersion of the conflist the agent writes (what runtimes send and expect back) */
+  /**
+   * @param mtu the pods' MTU when set (network.mtu); otherwise derived from the underlay link at start
+   * @param cniVersion the cniVersion of the conflist the agent writes (what runtimes send and expect back)
+   */
   public record Network(String name, String clusterCidr, int blockPrefixLength, Optional<String> preferredBlock,
-                        String bridge, int mtu, String cniVersion) {}
+                        String bridge, java.util.OptionalInt mtu, String cniVersion) {}
 
   /**
    * @param ikeProposals IKE SA proposals (strongSwan syntax)
@@ -218,7 +221,9 @@ public record AgentConfig(
     if (!IFNAME.matcher(bridge).matches()) {
       r.problem("network.bridge: '" + bridge + "' is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)");
     }
-    int mtu = r.integer("network.mtu", 1400, 576, 9000);
+    // absent: derived from the underlay link at start (PodMtu)
+    java.util.OptionalInt mtu = r.present("network.mtu")
+        ? java.util.OptionalInt.of(r.integer("network.mtu", 1400, 576, 9000)) : java.util.OptionalInt.empty();
     String cniVersion = r.text("network.cniVersion", dev.ipseccni.cni.Conflist.DEFAULT_CNI_VERSION);
     if (!dev.ipseccni.cni.Conflist.VERSIONS.contains(cniVersion)) {
       r.problem("network.cniVersion: '" + cniVersion + "' must be one of " + dev.ipseccni.cni.Conflist.VERSIONS

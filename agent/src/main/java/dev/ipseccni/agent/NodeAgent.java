@@ -115,6 +115,9 @@ final class NodeAgent {
     state.put("members", cluster.membership().nodes());
     state.put("services", config.services());
     services.ipam().ifPresent(ipam -> state.put("ipam", ipam.view()));
+    if (config.runs(Addresses.CNI_GATEWAY)) {
+      state.put("mtu", Map.of("pod", services.podMtu().value(), "derivation", services.podMtu().derivation()));
+    }
     state.put("recentEvents", recent.snapshot());
     return state;
   }

@@ -13,6 +13,8 @@ import dev.ipseccni.firewall.FirewallSettings;
 import dev.ipseccni.ipam.BlockLeases;
 import dev.ipseccni.ipam.IpamService;
 import dev.ipseccni.ipam.IpamSettings;
+import dev.ipseccni.tunnel.PodMtu;
+import dev.ipseccni.tunnel.Proposals;
 import dev.ipseccni.tunnel.TunnelService;
 import dev.ipseccni.tunnel.TunnelSettings;
 import io.vertx.core.Deployable;
@@ -30,6 +32,7 @@ import java.util.function.Consumer;
  * typed settings and verticle, in start order (IPAM first: the others wait for its lease).
  */
 final class ServiceVerticles {
+  private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(ServiceVerticles.class.getName());
   private final AgentConfig config;
   private IpamService ipam;
 
@@ -57,8 +60,7 @@ final class ServiceVerticles {
   TunnelSettings tunnelSettings() {
     return new TunnelSettings(config.nodeName(), config.underlayAddress(), config.charon().viciSocket(),
         config.secretFile(), libipsec() ? dev.ipseccni.tunnel.Datapath.LIBIPSEC : dev.ipseccni.tunnel.Datapath.KERNEL,
-        new dev.ipseccni.tunnel.Proposals(config.charon().ikeProposals(), config.charon().espProposals()),
-        config.timings().tunnelReconcile(),
+        proposals(), config.timings().tunnelReconcile(),
         config.stateDir().resolve("swanctl.conf"), config.timings().secretGrace(), config.charon().auth());
   }
 
@@ -76,9 +78,34 @@ final class ServiceVerticles {
     List<String> readiness = new ArrayList<>(NodeReadiness.components(config));
     readiness.remove(Addresses.CNI_GATEWAY);
     // the agent runs in the node's network namespace: the delegate plugin needs no prefix
-    return new CniGatewaySettings(config.nodeName(), config.cniSocket(), n.name(), n.bridge(), n.mtu(),
+    return new CniGatewaySettings(config.nodeName(), config.cniSocket(), n.name(), n.bridge(), podMtu().value(),
         PluginProtocol.pendingDelDir(config.cniSocket()), PluginProtocol.SUPPORTED_VERSIONS, readiness, List.of(),
         Duration.ofSeconds(5), Duration.ofSeconds(30)).withConflistVersion(n.cniVersion());
+  }
+
+  private PodMtu podMtu;
+
+  /**
+   * The pods' MTU, found once: network.mtu when set, else the MTU of the link holding the underlay
+   * address less what ESP adds for this datapath's proposal and encapsulation.
+   */
+  synchronized PodMtu podMtu() {
+    if (podMtu == null) {
+      java.util.OptionalInt explicit = config.network().mtu();
+      if (explicit.isPresent()) {
+        podMtu = PodMtu.explicit(explicit.getAsInt());
+      } else {
+        UnderlayLink link = UnderlayLink.holding(config.underlayAddress());
+        podMtu = PodMtu.fromUnderlay(link.name(), link.mtu(), proposals(),
+            libipsec() ? dev.ipseccni.tunnel.Datapath.LIBIPSEC : dev.ipseccni.tunnel.Datapath.KERNEL);
+      }
+      LOG.info("pod MTU " + podMtu.value() + " (" + podMtu.derivation() + ")");
+    }
+    return podMtu;
+  }
+
+  private Proposals proposals() {
+    return new Proposals(config.charon().ikeProposals(), config.charon().espProposals());
   }
 
   private boolean libipsec() {

@@ -312,7 +312,7 @@ class AgentConfigTest {
   void timingsReachTheServices() throws Exception {
     AgentConfig c = parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseRenewSeconds\":2,"
         + "\"leaseGraceSeconds\":6,\"mirrorDelayMillis\":7},\"charon\":{\"reconcileSeconds\":3},"
-        + "\"firewall\":{\"checkSeconds\":4}}");
+        + "\"firewall\":{\"checkSeconds\":4},\"network\":{\"mtu\":1400}}");
     ServiceVerticles services = new ServiceVerticles(c);
     assertEquals(java.time.Duration.ofSeconds(6), services.ipamSettings().gracePeriod());
     assertEquals(java.time.Duration.ofSeconds(2), services.ipamSettings().renewInterval());
@@ -321,6 +321,30 @@ class AgentConfigTest {
     assertEquals(java.time.Duration.ofSeconds(4), services.firewallSettings().checkInterval());
     assertEquals("ipsec-cni", services.gatewaySettings().networkName());
     assertEquals(List.of("ipam", "tunnel", "firewall", "bridge"), services.gatewaySettings().readinessComponents());
+  }
+
+  @Test
+  void podMtuComesFromTheLinkHoldingTheUnderlayAddress() throws Exception {
+    ServiceVerticles services = new ServiceVerticles(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"127.0.0.1\"}"));
+    int lo = java.net.NetworkInterface.getByName("lo").getMTU();
+    assertEquals(dev.ipseccni.tunnel.EspOverhead.worstOf(dev.ipseccni.tunnel.Proposals.DEFAULT.esp(), false).largestInner(lo),
+        services.gatewaySettings().mtu(), services.podMtu().derivation());
+    assertTrue(services.podMtu().derivation().startsWith("lo MTU " + lo), services.podMtu().derivation());
+  }
+
+  @Test
+  void anExplicitMtuWins() throws Exception {
+    ServiceVerticles services = new ServiceVerticles(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"127.0.0.1\","
+        + "\"network\":{\"mtu\":1300}}"));
+    assertEquals(1300, services.gatewaySettings().mtu());
+    assertEquals("network.mtu", services.podMtu().derivation());
+  }
+
+  @Test
+  void noLinkForTheUnderlayAddressIsAPreciseError() throws Exception {
+    ServiceVerticles services = new ServiceVerticles(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.254\"}"));
+    IllegalStateException e = assertThrows(IllegalStateException.class, services::podMtu);
+    assertTrue(e.getMessage().contains("192.0.2.254") && e.getMessage().contains("network.mtu"), e.getMessage());
   }
 
   @Test

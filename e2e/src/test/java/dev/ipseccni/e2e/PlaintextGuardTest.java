@@ -96,16 +96,16 @@ class PlaintextGuardTest {
     System.out.println("BENCH charon-restart-recovery-ms " + recoveryMillis);
   }
 
-  private static int replies(Background ping) {
+  static int replies(Background ping) {
     return count(ping, "bytes from");
   }
 
   /** Echoes without an answer: timed out (dropped on the way), or refused at send (dropped in OUTPUT). */
-  private static int unanswered(Background ping) {
+  static int unanswered(Background ping) {
     return count(ping, "no answer yet") + count(ping, "sendmsg");
   }
 
-  private static int count(Background ping, String what) {
+  static int count(Background ping, String what) {
     try {
       return (int) (ping.stdout() + ping.stderr()).lines().filter(l -> l.contains(what)).count();
     } catch (IOException e) {

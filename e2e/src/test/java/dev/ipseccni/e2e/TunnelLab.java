@@ -194,7 +194,10 @@ final class TunnelLab {
     }
   }
 
-  /** A tcpdump of one node's underlay interface (eth0 in the node namespace) into a pcap file. */
+  /**
+   * A tcpdump into a pcap file: of one node's underlay interface (eth0 in the node namespace), or
+   * of the underlay bridge itself (every node's traffic, seen from the wire).
+   */
   static final class UnderlayCapture implements AutoCloseable {
     private static final String ROUTER_UNDERLAY = "192.0.2.1";
     private static final int MARKER_PORT = 9;
@@ -202,48 +205,62 @@ final class TunnelLab {
     private final LabHarness lab;
     private final Background tcpdump;
     private final Path pcap;
-    private final int node;
+    private final String where;
+    /** The node that sends the marker datagram: the captured node, or node 1 for the bridge. */
+    private final String markerNode;
 
-    private UnderlayCapture(LabHarness lab, Background tcpdump, Path pcap, int node) {
+    private UnderlayCapture(LabHarness lab, Background tcpdump, Path pcap, String where, String markerNode) {
       this.lab = lab;
       this.tcpdump = tcpdump;
       this.pcap = pcap;
-      this.node = node;
+      this.where = where;
+      this.markerNode = markerNode;
     }
 
-    /** Starts the capture and returns once tcpdump is listening. */
+    /** Starts the capture on node's eth0 and returns once tcpdump is listening. */
     static UnderlayCapture start(LabHarness lab, int node, String name) throws IOException {
       Path pcap = lab.labDir().resolve("capture-node" + node + "-" + name + ".pcap");
+      return start(lab, String.valueOf(node), "eth0", pcap, "node" + node + " eth0", String.valueOf(node));
+    }
+
+    /** Starts a capture on the underlay bridge (in the underlay namespace) and returns once it listens. */
+    static UnderlayCapture bridge(LabHarness lab, String name) throws IOException {
+      Path pcap = lab.labDir().resolve("capture-bridge-" + name + ".pcap");
+      return start(lab, "underlay", prefix() + "br0", pcap, "the underlay bridge " + prefix() + "br0", "1");
+    }
+
+    private static UnderlayCapture start(LabHarness lab, String where, String iface, Path pcap, String what,
+                                         String markerNode) throws IOException {
       // --immediate-mode: packets are handed to tcpdump as they arrive, not in ring-buffer
       // blocks that the kernel retires only when full or after a timeout.
-      Background b = Background.start(lab, String.valueOf(node), "tcpdump", "-i", "eth0", "-n", "-U",
-          "--immediate-mode", "-s", "128", "-w", pcap.toString());
-      LabHarness.await(Duration.ofSeconds(60), "tcpdump listening on node" + node + "'s eth0", () -> {
+      Background b = Background.start(lab, where, "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode",
+          "-s", "128", "-w", pcap.toString());
+      LabHarness.await(Duration.ofSeconds(60), "tcpdump listening on " + what, () -> {
         try {
           if (!b.alive()) {
-            throw new AssertionError("tcpdump on node" + node + " exited: " + b.stderr());
+            throw new AssertionError("tcpdump on " + what + " exited: " + b.stderr());
           }
           return b.stderr().contains("listening on");
         } catch (IOException e) {
           throw new AssertionError(e);
         }
       });
-      return new UnderlayCapture(lab, b, pcap, node);
+      return new UnderlayCapture(lab, b, pcap, what, markerNode);
     }
 
     /**
-     * Stops the capture once the file holds everything the node sent before this call: a
-     * marker datagram to the router goes out last, and tcpdump is stopped only when the file
-     * shows it (packets reach the file in order). Stopping tcpdump at once lost what it had
+     * Stops the capture once the file holds everything sent before this call: a marker
+     * datagram from the node (node 1 for the bridge) to the router goes out last, and tcpdump
+     * is stopped only when the file shows it (packets reach the file in order). Stopping tcpdump at once lost what it had
      * not yet read from the kernel: under load a capture held no ESP at all.
      */
     void stop() throws InterruptedException {
       if (!tcpdump.alive()) {
         return;
       }
-      String where = String.valueOf(node);
-      LabHarness.await(Duration.ofSeconds(60), "node" + node + "'s capture to show its marker datagram", () -> {
-        lab.lab("exec", where, "bash", "-c", "echo capture-marker >/dev/udp/" + ROUTER_UNDERLAY + "/" + MARKER_PORT);
+      LabHarness.await(Duration.ofSeconds(60), "the " + describe() + " to show node" + markerNode
+          + "'s marker datagram", () -> {
+        lab.lab("exec", markerNode, "bash", "-c", "echo capture-marker >/dev/udp/" + ROUTER_UNDERLAY + "/" + MARKER_PORT);
         try {
           return !packets("udp and dst host " + ROUTER_UNDERLAY + " and dst port " + MARKER_PORT).isEmpty();
         } catch (IOException e) {
@@ -268,7 +285,7 @@ final class TunnelLab {
     }
 
     String describe() {
-      return "capture on node" + node + " eth0 (" + pcap + ")";
+      return "capture on " + where + " (" + pcap + ")";
     }
 
     @Override

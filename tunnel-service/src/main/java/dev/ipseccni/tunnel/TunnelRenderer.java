@@ -78,9 +78,7 @@ public final class TunnelRenderer {
         .put("mode", "tunnel")
         .put("rekey_time", CHILD_REKEY)
         .put("dpd_action", "restart")
-        // Traps do not fire with libipsec; a tunnel is brought up actively (by the initiator on
-        // load, by the reconciler when one is missing).
-        .put("start_action", t.initiator() ? "start" : "none")
+        .put("start_action", startAction(t))
         .build();
     return ViciMessage.builder()
         .put("version", 2)
@@ -95,6 +93,21 @@ public final class TunnelRenderer {
         .section("remote", remote)
         .section("children", ViciMessage.builder().section(t.connName(), child).build())
         .build();
+  }
+
+  /**
+   * Both datapaths bring tunnels up actively (the initiator on load, the reconciler when one is
+   * missing), so the first packet does not wait for IKE. The kernel datapath also installs trap
+   * policies on both sides: traffic to a peer block with no SA (a tunnel torn down, the agent
+   * stopped) makes the kernel ask charon for one, and is held back, never sent in clear. Traps do
+   * not fire with libipsec ("could not find an outbound IPsec SA"): there the initiator starts
+   * the tunnel and the other side waits.
+   */
+  String startAction(PeerTunnel t) {
+    if (settings.datapath() == Datapath.KERNEL) {
+      return "trap";
+    }
+    return t.initiator() ? "start" : "none";
   }
 
   /**

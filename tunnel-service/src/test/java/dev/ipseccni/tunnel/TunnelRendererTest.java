@@ -94,12 +94,24 @@ class TunnelRendererTest {
   }
 
   @Test
-  void higherNameWaitsAndKernelDatapathDoesNotForceEncap() {
+  void kernelDatapathTrapsOnBothSidesAndDoesNotForceEncap() {
     TunnelRenderer r = renderer("node-b", "192.168.250.2", Datapath.KERNEL);
     PeerTunnel t = r.desired(nodeB, List.of(nodeA)).get("peer-node-a");
     ViciMessage conn = r.connection(t);
     assertEquals("no", conn.value("encap").orElseThrow());
-    assertEquals("none", conn.section("children").orElseThrow().section("peer-node-a").orElseThrow()
+    assertEquals("trap", conn.section("children").orElseThrow().section("peer-node-a").orElseThrow()
+        .value("start_action").orElseThrow(), "node-b waits for node-a, but traffic to node-a's block starts the tunnel");
+    TunnelRenderer a = renderer("node-a", "192.168.250.1", Datapath.KERNEL);
+    PeerTunnel ta = a.desired(nodeA, List.of(nodeB)).get("peer-node-b");
+    assertEquals("trap", a.connection(ta).section("children").orElseThrow().section("peer-node-b").orElseThrow()
+        .value("start_action").orElseThrow(), "the initiator traps too; the reconciler starts it");
+  }
+
+  @Test
+  void libipsecHigherNameWaits() {
+    TunnelRenderer r = renderer("node-b", "192.168.250.2", Datapath.LIBIPSEC);
+    PeerTunnel t = r.desired(nodeB, List.of(nodeA)).get("peer-node-a");
+    assertEquals("none", r.connection(t).section("children").orElseThrow().section("peer-node-a").orElseThrow()
         .value("start_action").orElseThrow());
   }
 

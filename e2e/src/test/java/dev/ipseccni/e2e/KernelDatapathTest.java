@@ -1,0 +1,278 @@
+package dev.ipseccni.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ipseccni.e2e.TunnelLab.Background;
+import dev.ipseccni.e2e.TunnelLab.IkeSa;
+import dev.ipseccni.e2e.TunnelLab.UnderlayCapture;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * The production datapath on real Linux kernels: three User-Mode Linux nodes
+ * ({@code lab up 3 --kernel}), each with its own kernel doing ESP in XFRM, charon with
+ * kernel-netlink and the agent with {@code charon.datapath: kernel}. One lab for the class (a UML
+ * node's agent starts in tens of seconds); the tests run in order, each leaving the mesh whole.
+ *
+ * <p>Captures are taken on the underlay bridge, the wire between the nodes: raw ESP (IP protocol
+ * 50) between every pair of nodes, no ESP-in-UDP, not one packet with a pod address in clear.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class KernelDatapathTest {
+
+  static final int NODES = 3;
+  static final Duration WINDOW = Duration.ofSeconds(120);
+  static final Duration RECOVERY = Duration.ofSeconds(180);
+  static final int UNANSWERED_IN_WINDOW = 15;
+
+  private LabHarness lab;
+  private final Map<Integer, String> podOfNode = new LinkedHashMap<>();
+  private final Map<String, String> addressOfPod = new LinkedHashMap<>();
+
+  @BeforeAll
+  void threeKernelNodesOnePodEach() throws Exception {
+    lab = new LabHarness();
+    lab.lab("up", String.valueOf(NODES), "--kernel");
+    // one pod per node, added at once: an ADD in UML takes seconds
+    java.util.stream.IntStream.rangeClosed(1, NODES).parallel()
+        .forEach(node -> lab.lab("pod", "add", String.valueOf(node), "kern" + node));
+    for (int node = 1; node <= NODES; node++) {
+      recordPod(node, "kern" + node);
+    }
+    KernelLab.awaitFullMesh(lab, NODES);
+  }
+
+  private void addPod(int node, String pod) throws IOException {
+    lab.lab("pod", "add", String.valueOf(node), pod);
+    recordPod(node, pod);
+  }
+
+  private void recordPod(int node, String pod) throws IOException {
+    podOfNode.put(node, pod);
+    addressOfPod.put(pod, TunnelLab.podAddress(lab, pod));
+    TunnelLab.serveName(lab, pod);
+  }
+
+  @AfterAll
+  void tearDown() {
+    if (lab != null) {
+      lab.close();
+    }
+  }
+
+  @Test
+  @Order(1)
+  void everyPodAndNodeReachesEveryRemotePodOverRawEspOnly() throws Exception {
+    Map<Integer, Map<String, IkeSa>> before = new LinkedHashMap<>();
+    for (int node = 1; node <= NODES; node++) {
+      before.put(node, KernelLab.ikeSas(lab, node));
+    }
+    List<String> failures = new ArrayList<>();
+    try (UnderlayCapture wire = UnderlayCapture.bridge(lab, "mesh")) {
+      for (int from = 1; from <= NODES; from++) {
+        List<String> targets = new ArrayList<>();
+        for (int to = 1; to <= NODES; to++) {
+          if (to != from) {
+            targets.add(addressOfPod.get(podOfNode.get(to)) + "=" + podOfNode.get(to));
+          }
+        }
+        failures.addAll(probe("pod-" + podOfNode.get(from), "pod " + podOfNode.get(from) + " (node" + from + ")", targets));
+        failures.addAll(probe(String.valueOf(from), "node" + from, targets));
+      }
+      wire.stop();
+      assertEquals(List.of(), failures, "every pair reaches each other across the tunnels");
+
+      for (int from = 1; from <= NODES; from++) {
+        for (int to = 1; to <= NODES; to++) {
+          if (to != from) {
+            List<String> esp = wire.packets(KernelLab.RAW_ESP + " and src " + LabHarness.address(from) + " and dst "
+                + LabHarness.address(to));
+            assertTrue(esp.size() >= 4, wire.describe() + ": raw ESP node" + from + " -> node" + to + " expected, saw "
+                + esp.size());
+          }
+        }
+      }
+      assertEquals(List.of(), wire.packets(TunnelLab.ESP_IN_UDP), wire.describe() + ": no ESP-in-UDP");
+      assertEquals(List.of(), wire.packets("net " + TunnelLab.CLUSTER_CIDR), wire.describe()
+          + ": packets with a pod address in clear");
+      assertEquals(List.of(), wire.packets(KernelLab.RAW_ESP + " and not (src net 192.0.2.0/24 and dst net 192.0.2.0/24)"),
+          wire.describe() + ": ESP only between node addresses");
+    }
+
+    for (int node = 1; node <= NODES; node++) {
+      Map<String, IkeSa> after = KernelLab.ikeSas(lab, node);
+      for (int peer = 1; peer <= NODES; peer++) {
+        if (peer == node) {
+          continue;
+        }
+        String conn = "peer-node" + peer;
+        IkeSa b = before.get(node).get(conn);
+        IkeSa a = after.get(conn);
+        String context = "node" + node + " " + conn + " before " + b + " after " + a;
+        assertTrue(a != null && b != null && a.packetsOut() > b.packetsOut() && a.packetsIn() > b.packetsIn(),
+            "the kernel's SA counters grew: " + context);
+      }
+      List<String> states = KernelLab.xfrm(lab, node, "state");
+      assertTrue(states.stream().anyMatch(l -> l.contains("proto esp")) && states.stream().noneMatch(l -> l.contains("encap")),
+          "node" + node + ": ESP SAs in the kernel, none UDP-encapsulated:\n" + String.join("\n", states));
+    }
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "the router saw no pod address");
+  }
+
+  /** The pod MTU on 1500-byte links (9000 and 1400: {@link KernelMtuTest}). */
+  @Test
+  @Order(5)
+  void podMtuFollowsA1500ByteUnderlay() throws Exception {
+    KernelLab.proveMtu(lab, 1, podOfNode.get(1), podOfNode.get(2), addressOfPod.get(podOfNode.get(2)), 1500);
+  }
+
+  /**
+   * charon on node1 stops (SIGTERM: it removes its SAs and policies from the kernel, and the
+   * table-220 routes), so nothing of IPsec is left on node1 while its pod and node keep sending
+   * to a pod on node2: the firewall's guard alone stands between them and the underlay.
+   */
+  @Test
+  @Order(2)
+  void withCharonGoneTheGuardKeepsPodTrafficOffTheWireAndTrafficComesBack() throws Exception {
+    String agent = lab.lab("pid", "agent", "1").stdout().trim();
+    String remotePod = addressOfPod.get(podOfNode.get(2));
+    assertTrue(TunnelLab.pingOnce(lab, "pod-" + podOfNode.get(1), remotePod), "the tunnel works before");
+    try (UnderlayCapture wire = UnderlayCapture.bridge(lab, "guard");
+         Background podPing = Background.start(lab, "pod-" + podOfNode.get(1), "ping", "-n", "-O", "-i", "0.5", "-W", "1",
+             remotePod);
+         Background nodePing = Background.start(lab, "1", "ping", "-n", "-O", "-i", "0.5", "-W", "1", remotePod)) {
+      LabHarness.await(Duration.ofSeconds(60), "both ping loops answered through the tunnel",
+          () -> PlaintextGuardTest.replies(podPing) > 0 && PlaintextGuardTest.replies(nodePing) > 0);
+
+      lab.lab("stop-charon", "1");
+      assertEquals(List.of(), KernelLab.xfrm(lab, 1, "state"), "node1: no SA left in the kernel");
+      assertEquals(List.of(), KernelLab.xfrm(lab, 1, "policy"), "node1: no IPsec policy left in the kernel");
+      assertEquals("", lab.exec("1", "ip", "route", "show", "table", "220").orFail("table 220").stdout().trim(),
+          "node1: no table-220 route left");
+      int podBefore = PlaintextGuardTest.unanswered(podPing);
+      int nodeBefore = PlaintextGuardTest.unanswered(nodePing);
+      LabHarness.await(WINDOW, UNANSWERED_IN_WINDOW + " unanswered echoes from each loop while charon is down",
+          () -> PlaintextGuardTest.unanswered(podPing) - podBefore >= UNANSWERED_IN_WINDOW
+              && PlaintextGuardTest.unanswered(nodePing) - nodeBefore >= UNANSWERED_IN_WINDOW);
+
+      lab.lab("start-charon", "1");
+      LabHarness.await(RECOVERY, "pod -> remote pod answers again after charon restarted",
+          () -> TunnelLab.pingOnce(lab, "pod-" + podOfNode.get(1), remotePod));
+      LabHarness.await(RECOVERY, "node1 -> remote pod answers again", () -> TunnelLab.pingOnce(lab, "1", remotePod));
+      podPing.stop();
+      nodePing.stop();
+      wire.stop();
+      assertEquals(List.of(), wire.packets("net " + TunnelLab.CLUSTER_CIDR), wire.describe()
+          + ": packets with a pod address in clear");
+      assertTrue(!wire.packets(KernelLab.RAW_ESP + " and host " + LabHarness.address(1)).isEmpty(),
+          wire.describe() + ": raw ESP before and after");
+    }
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "the router saw no pod address");
+    assertEquals(agent, lab.lab("pid", "agent", "1").stdout().trim(), "the same agent process throughout");
+    KernelLab.awaitFullMesh(lab, NODES);
+  }
+
+  /**
+   * The kernel datapath's connections are {@code start_action = trap}: with both agents frozen
+   * (nobody re-initiates) the IKE SA between node1 and node2 is torn down, the trap policies stay in
+   * the kernel, and the next pod packet makes the kernel ask charon for an SA: the tunnel comes back
+   * by traffic alone.
+   */
+  @Test
+  @Order(3)
+  void trafficBringsATornDownTunnelBack() throws Exception {
+    String remotePod = addressOfPod.get(podOfNode.get(2));
+    lab.lab("pause-agent", "1");
+    lab.lab("pause-agent", "2");
+    try (UnderlayCapture wire = UnderlayCapture.bridge(lab, "trap")) {
+      lab.exec("1", "swanctl", "--terminate", "--ike", "peer-node2").orFail("terminate peer-node2 on node1");
+      LabHarness.await(Duration.ofSeconds(60), "no SA between node1 and node2",
+          () -> !KernelLab.ikeSas(lab, 1).containsKey("peer-node2") && !KernelLab.ikeSas(lab, 2).containsKey("peer-node1"));
+      List<String> policies = KernelLab.xfrm(lab, 1, "policy");
+      assertTrue(String.join("\n", policies).contains("dst 10.128.2.0/24"),
+          "node1 keeps the trap policy to node2's block:\n" + String.join("\n", policies));
+      assertTrue(KernelLab.xfrm(lab, 1, "state").stream().noneMatch(l -> l.contains(LabHarness.address(2))),
+          "node1 has no SA with node2");
+
+      LabHarness.await(Duration.ofSeconds(90), "pod on node1 -> pod on node2 answers (the trap fired)",
+          () -> TunnelLab.pingOnce(lab, "pod-" + podOfNode.get(1), remotePod));
+      assertTrue(KernelLab.tunnelUp(lab, 1, 2), "node1's tunnel to node2 is up again");
+      wire.stop();
+      assertEquals(List.of(), wire.packets("net " + TunnelLab.CLUSTER_CIDR), wire.describe()
+          + ": packets with a pod address in clear");
+    } finally {
+      lab.lab("resume-agent", "1");
+      lab.lab("resume-agent", "2");
+    }
+    assertTrue(java.nio.file.Files.readString(lab.nodeDir(1).resolve("charon.log")).contains("creating acquire job"),
+        "charon on node1 logged the kernel's acquire (" + lab.nodeDir(1).resolve("charon.log") + ")");
+  }
+
+  /**
+   * Power cut of node3, then boot: same block, tunnels to it back, and the tunnel between node1
+   * and node2 untouched (the same IKE SA).
+   */
+  @Test
+  @Order(4)
+  void aRebootedNodeGetsItsBlockAndTunnelsBackAndTheOthersKeepTheirs() throws Exception {
+    IkeSa oneTwo = KernelLab.ikeSas(lab, 1).get("peer-node2");
+    assertTrue(oneTwo != null && oneTwo.state().equals("ESTABLISHED"), "node1 -> node2 before: " + oneTwo);
+    String blockBefore = lab.state(3).orElseThrow().path("lease").path("block").asText();
+
+    lab.lab("reboot", "3");
+    podOfNode.remove(3);
+    addPod(3, "kern3b");
+    for (int node = 1; node <= 2; node++) {
+      int n = node;
+      LabHarness.await(KernelLab.TUNNELS_UP, "node" + n + " -> node3 tunnel back", () -> KernelLab.tunnelUp(lab, n, 3));
+    }
+    String blockAfter = lab.state(3).orElseThrow().path("lease").path("block").asText();
+    assertEquals(blockBefore, blockAfter, "node3 has its block again");
+    String newPod = addressOfPod.get("kern3b");
+    assertTrue(newPod.startsWith(blockAfter.substring(0, blockAfter.lastIndexOf('.'))),
+        "the new pod " + newPod + " is in node3's block " + blockAfter);
+    LabHarness.await(Duration.ofSeconds(60), "pod on node1 -> new pod on node3",
+        () -> TunnelLab.pingOnce(lab, "pod-" + podOfNode.get(1), newPod));
+    IkeSa after = KernelLab.ikeSas(lab, 1).get("peer-node2");
+    assertTrue(after != null && after.uniqueId().equals(oneTwo.uniqueId()),
+        "node1 -> node2 kept its IKE SA: before " + oneTwo + " after " + after);
+  }
+
+  /**
+   * From one pod or node, a ping and a TCP request (busybox httpd) to each target
+   * ({@code address=pod}), in one command: each command into a UML guest costs forks there.
+   */
+  private List<String> probe(String where, String who, List<String> targets) {
+    String script = "for t in \"$@\"; do a=${t%%=*}; n=${t#*=};"
+        + " if ping -c 1 -W 2 -q \"$a\" >/dev/null 2>&1; then echo \"ping $a ok\"; fi;"
+        + " echo \"tcp $a $(curl -s -f -m 5 http://$a:8080/$n.txt)\"; done";
+    List<String> command = new ArrayList<>(List.of("sh", "-c", script, "probe"));
+    command.addAll(targets);
+    String out = lab.exec(where, command.toArray(String[]::new)).stdout();
+    List<String> failures = new ArrayList<>();
+    for (String t : targets) {
+      String address = t.substring(0, t.indexOf('='));
+      String pod = t.substring(t.indexOf('=') + 1);
+      if (!out.contains("ping " + address + " ok\n")) {
+        failures.add(who + " -/-> ping " + pod + " " + address);
+      }
+      if (!out.contains("tcp " + address + " pod " + pod + "\n")) {
+        failures.add(who + " -/-> TCP " + pod + " " + address + ":8080\n" + out);
+      }
+    }
+    return failures;
+  }
+}
