@@ -155,8 +155,8 @@ class AgentConfigTest {
         problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"journal\":{\"kafka\":"
             + "{\"bootstap\":\"192.0.2.100:9092\"},\"topic\":\"t\"}}"));
     assertEquals(List.of("ipam.leaseGrace: unknown key (known: leaseRenewSeconds, leaseGraceSeconds, mirrorDelayMillis)",
-            "charon.reconcile: unknown key (known: viciSocket, datapath, ikeProposals, espProposals, "
-                + "reconcileSeconds, secretGraceSeconds)"),
+            "charon.reconcile: unknown key (known: viciSocket, datapath, ikeProposals, espProposals, auth, "
+                + "certificate, privateKey, caCertificate, deniedNodesFile, reconcileSeconds, secretGraceSeconds)"),
         problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"ipam\":{\"leaseGrace\":60},"
             + "\"charon\":{\"reconcile\":1}}"));
   }
