@@ -31,18 +31,37 @@ class SecretRotationLabTest {
   static final int MAX_LOST = 3;
   static final Duration ROTATED = Duration.ofSeconds(120);
 
-  private LabHarness lab;
+  protected LabHarness lab;
   private String remotePod;
 
   @BeforeAll
   void twoNodesTwoPods() {
     lab = new LabHarness();
     // a rotation of the cluster secret concerns pre-shared keys only (certificates are the default)
-    lab.lab("up", "2", "--psk");
+    lab.lab(upArguments());
     lab.lab("pod", "add", "1", "rot1");
     lab.lab("pod", "add", "2", "rot2");
     remotePod = TunnelLab.podAddress(lab, "rot2");
+    awaitFullMesh();
+  }
+
+  /** The lab this class rotates on: two netns nodes (libipsec). */
+  protected String[] upArguments() {
+    return new String[] {"up", "2", "--psk"};
+  }
+
+  protected void awaitFullMesh() {
     MeshTest.awaitFullMesh(lab, 2);
+  }
+
+  /** node1's IKE SA to node2, as its charon lists it. */
+  protected IkeSa tunnelToNode2() {
+    return TunnelLab.ikeSas(lab, 1).get("peer-node2");
+  }
+
+  /** How long the re-authentication may take (re-keying and the agents' reconciles). */
+  protected Duration rotated() {
+    return ROTATED;
   }
 
   @AfterAll
@@ -56,7 +75,7 @@ class SecretRotationLabTest {
   void replacingTheSecretFileReauthenticatesTheTunnelWithoutLosingTraffic() throws Exception {
     Path secretFile = lab.labDir().resolve("cluster-secret");
     String oldKey = ClusterSecret.load(secretFile).pairKey("node1", "node2").reveal();
-    IkeSa before = TunnelLab.ikeSas(lab, 1).get("peer-node2");
+    IkeSa before = tunnelToNode2();
     assertTrue(before != null && before.state().equals("ESTABLISHED"), "node1 peer-node2: " + before);
 
     try (Background ping = Background.start(lab, "pod-rot1", "ping", "-n", "-i", "0.1", remotePod)) {
@@ -65,24 +84,28 @@ class SecretRotationLabTest {
       ClusterSecret fresh = ClusterSecret.load(secretFile);
       String newKey = fresh.pairKey("node1", "node2").reveal();
 
-      LabHarness.await(ROTATED, "both nodes announce secret " + fresh.id(), () -> announced(1, fresh.id())
+      LabHarness.await(rotated(), "both nodes announce secret " + fresh.id(), () -> announced(1, fresh.id())
           && announced(2, fresh.id()));
-      LabHarness.await(ROTATED, "node1 re-authenticated its tunnel to node2", () -> {
-        IkeSa now = TunnelLab.ikeSas(lab, 1).get("peer-node2");
+      LabHarness.await(rotated(), "node1 re-authenticated its tunnel to node2", () -> {
+        IkeSa now = tunnelToNode2();
         return now != null && now.state().equals("ESTABLISHED") && !now.uniqueId().equals(before.uniqueId());
       });
-      LabHarness.await(ROTATED, "both nodes hold the new pair key only", () -> holdsOnly(1, newKey)
+      LabHarness.await(rotated(), "both nodes hold the new pair key only", () -> holdsOnly(1, newKey)
           && holdsOnly(2, newKey));
       int now = answered(ping);
       LabHarness.await(Duration.ofSeconds(60), "ten more echoes answered", () -> answered(ping) >= now + 10);
       ping.stop();
       int lost = TunnelAgentRestartTest.lost(ping.stdout());
-      System.out.println("BENCH secret-rotation-lost-echoes " + lost);
+      System.out.println("BENCH secret-rotation-lost-echoes" + benchSuffix() + " " + lost);
       assertTrue(lost <= MAX_LOST, "echoes lost during the rotation: " + lost + "\n" + ping.stdout());
     }
     for (int node = 1; node <= 2; node++) {
       assertFalse(rendered(node).contains(oldKey), "node" + node + " no longer renders the old pair key");
     }
+  }
+
+  protected String benchSuffix() {
+    return "";
   }
 
   /** As a Kubernetes Secret volume changes: a new file, 0600, moved over the old one. */
