@@ -27,6 +27,8 @@ public final class Addresses {
   public static final String LEASE_SNAPSHOT = "lease.snapshot";
   public static final String ADDRESS_ALLOCATED = "address.allocated";
   public static final String ADDRESS_RELEASED = "address.released";
+  /** A pod's address is no longer this node's: its block was taken over (payload AddressEvent). */
+  public static final String ADDRESS_ORPHANED = "address.orphaned";
   public static final String POD_ADDED = "pod.added";
   public static final String POD_DELETED = "pod.deleted";
   public static final String TUNNEL_UP = "tunnel.up";
@@ -53,7 +55,7 @@ public final class Addresses {
   /** All published event addresses, for observers that record every event. */
   public static final java.util.List<String> EVENTS = java.util.List.of(
       LEASE_ACQUIRED, LEASE_RENEWED, LEASE_RELEASED, LEASE_SYNC,
-      ADDRESS_ALLOCATED, ADDRESS_RELEASED,
+      ADDRESS_ALLOCATED, ADDRESS_RELEASED, ADDRESS_ORPHANED,
       POD_ADDED, POD_DELETED,
       TUNNEL_UP, TUNNEL_DOWN, TUNNEL_FAILED, TUNNEL_CHARON, TUNNEL_SECRET,
       FIREWALL_ASSERTED, FIREWALL_DRIFT,

@@ -17,11 +17,13 @@ public final class CniError extends RuntimeException {
   public static final int TRY_AGAIN_LATER = 11;
   public static final int NOT_AVAILABLE = 50;
   public static final int NOT_AVAILABLE_DEGRADED = 51;
-  // Our own, 100 and up. 100, 101 and 102 come from IPAM (dev.ipseccni.bus.message.Failures has their reasons).
+  // Our own, 100 and up. 100 to 103 come from IPAM (dev.ipseccni.bus.message.Failures has their reasons).
   /** The node's block has no free address. */
   public static final int POOL_EXHAUSTED = 100;
   /** The requested address cannot be given: outside this node's block, reserved, or held by another interface. */
   public static final int REQUESTED_ADDRESS_UNAVAILABLE = 102;
+  /** CHECK of a pod whose address is in a block this node no longer holds: recreate the pod. */
+  public static final int ADDRESS_NO_LONGER_OURS = 103;
   /** The delegate `bridge` plugin failed; details carry its own error. */
   public static final int DATAPATH_FAILED = 110;
   /** ADD for an interface that already exists in the pod's namespace. */

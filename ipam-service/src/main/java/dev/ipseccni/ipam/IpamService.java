@@ -21,6 +21,8 @@ import dev.ipseccni.bus.message.LeaseSnapshot;
 import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.ReleaseRequest;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Metrics;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
@@ -75,6 +77,9 @@ public final class IpamService extends VerticleBase {
 
   private volatile NodeAllocations allocations;
   private volatile NodeBlockLease lease;
+  /** Micrometer's name; Prometheus shows it as ipsec_cni_ipam_orphaned. */
+  static final String ORPHANED_GAUGE = "ipsec.cni.ipam.orphaned";
+  private Gauge orphanGauge;
   private volatile String notReadyReason = "journal not replayed yet";
   private volatile boolean stopping;
   private boolean claiming;
@@ -112,6 +117,9 @@ public final class IpamService extends VerticleBase {
         }, false)
         .compose(opened -> {
           allocations = opened;
+          orphanGauge = Gauge.builder(ORPHANED_GAUGE, opened, NodeAllocations::orphanCount)
+              .description("pods whose address is in a block this node no longer holds (CHECK fails for them)")
+              .tag("node", node).register(Metrics.globalRegistry);
           notReadyReason = "no block lease yet";
           return registerConsumers();
         })
@@ -121,6 +129,9 @@ public final class IpamService extends VerticleBase {
   @Override
   public Future<?> stop() {
     stopping = true;
+    if (orphanGauge != null) {
+      Metrics.globalRegistry.remove(orphanGauge);
+    }
     if (renewTimer >= 0) {
       vertx.cancelTimer(renewTimer);
     }
@@ -284,6 +295,9 @@ public final class IpamService extends VerticleBase {
     });
   }
 
+  /** What CHECK found: the key's allocation, held (ours) or orphaned (of a block we lost). */
+  private record Checked(Allocation allocation, boolean held) {}
+
   private void check(Message<CheckRequest> message) {
     CheckRequest request = message.body();
     Optional<AllocationKey> key = key(message, request == null ? null
@@ -296,9 +310,15 @@ public final class IpamService extends VerticleBase {
       message.fail(Failures.TRY_AGAIN_LATER, "node " + node + ": " + notReadyReason);
       return;
     }
-    vertx.executeBlocking(() -> a.check(key.get()), false).onComplete(result -> {
-      if (result.succeeded() && result.result().isPresent()) {
-        message.reply(result.result().get());
+    vertx.executeBlocking(() -> a.check(key.get()).map(held -> new Checked(held, true))
+        .or(() -> a.orphan(key.get()).map(orphan -> new Checked(orphan, false))), false).onComplete(result -> {
+      if (result.succeeded() && result.result().isPresent() && result.result().get().held()) {
+        message.reply(result.result().get().allocation());
+      } else if (result.succeeded() && result.result().isPresent()) {
+        Allocation o = result.result().get().allocation();
+        message.fail(Failures.ADDRESS_NO_LONGER_OURS, "node " + node + ": the address " + o.address() + " of "
+            + key.get() + " belongs to block " + o.block() + ", which this node no longer holds (it lost the block"
+            + " after missing its lease renewals for longer than the grace period): the pod must be recreated");
       } else if (result.succeeded()) {
         message.fail(Failures.UNKNOWN_CONTAINER, "node " + node + ": no address is allocated to " + key.get());
       } else {
@@ -368,8 +388,7 @@ public final class IpamService extends VerticleBase {
     settings.preferredBlock().map(IpPrefix::parse).ifPresent(hints::add);
     vertx.executeBlocking(() -> {
           NodeBlockLease claimed = leases.claim(node, settings.underlayAddress(), hints);
-          allocations.bindBlock(IpPrefix.parse(claimed.block()));
-          return claimed;
+          return Map.entry(claimed, allocations.bindBlock(IpPrefix.parse(claimed.block())));
         }, false)
         .onComplete(result -> {
           claiming = false;
@@ -377,7 +396,8 @@ public final class IpamService extends VerticleBase {
             return;
           }
           if (result.succeeded()) {
-            acquired(result.result());
+            orphaned(result.result().getKey(), result.result().getValue());
+            acquired(result.result().getKey());
           } else {
             String reason = claimFailure(result.cause());
             if (!reason.equals(notReadyReason)) {
@@ -408,6 +428,21 @@ public final class IpamService extends VerticleBase {
     if (renewTimer < 0) {
       renewTimer = vertx.setPeriodic(settings.renewInterval().toMillis(), id -> renew());
     }
+  }
+
+  /**
+   * The pods of the block this node just lost keep their addresses, which another node may now
+   * give out: said once, loudly, and per pod as an event; CHECK fails for each (code 103) until
+   * its pod is deleted.
+   */
+  private void orphaned(NodeBlockLease claimed, List<Allocation> orphans) {
+    if (orphans.isEmpty()) {
+      return;
+    }
+    LOG.log(Level.ERROR, "node {0}: {1} pods keep addresses of block {2}, which this node no longer holds (now {3}):"
+        + " their traffic is not routed; CNI CHECK fails for them (code 103) so the runtime recreates them",
+        node, orphans.size(), orphans.get(0).block(), claimed.block());
+    orphans.forEach(a -> events.publish(Addresses.ADDRESS_ORPHANED, addressEvent(a)));
   }
 
   /** A service somewhere has just started and needs every node's lease. */

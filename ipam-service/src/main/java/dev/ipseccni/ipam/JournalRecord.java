@@ -6,7 +6,9 @@ import dev.ipseccni.bus.IpPrefix;
  * One line of the allocation journal.
  *
  * @param op {@code block} (the journal's block from here on), {@code alloc}, {@code release},
- *     or {@code cursor} (where round-robin continues, written by compaction)
+ *     {@code cursor} (where round-robin continues, written by compaction), or {@code orphan} (an
+ *     allocation of a block the node no longer holds, kept until its pod is deleted; written by
+ *     compaction, ended by a {@code release} of that block)
  * @param block the node block the record belongs to
  * @param offset the address's offset in the block (alloc, release, cursor)
  */
@@ -15,6 +17,7 @@ record JournalRecord(String op, String block, String network, String containerId
   static final String ALLOC = "alloc";
   static final String RELEASE = "release";
   static final String CURSOR = "cursor";
+  static final String ORPHAN = "orphan";
 
   static JournalRecord block(IpPrefix block) {
     return new JournalRecord(BLOCK, block.toString(), "", "", "", 0);
@@ -26,6 +29,10 @@ record JournalRecord(String op, String block, String network, String containerId
 
   static JournalRecord release(IpPrefix block, AllocationKey key, long offset) {
     return new JournalRecord(RELEASE, block.toString(), key.network(), key.containerId(), key.ifName(), offset);
+  }
+
+  static JournalRecord orphan(IpPrefix block, AllocationKey key, long offset) {
+    return new JournalRecord(ORPHAN, block.toString(), key.network(), key.containerId(), key.ifName(), offset);
   }
 
   static JournalRecord cursor(IpPrefix block, long offset) {

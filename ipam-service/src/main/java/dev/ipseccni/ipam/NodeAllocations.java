@@ -8,6 +8,7 @@ import java.lang.System.Logger.Level;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -27,8 +28,20 @@ public final class NodeAllocations implements AutoCloseable {
   private final AllocationJournal journal;
   private final int compactAfterRecords;
   private PodAddressPool pool;
+  /**
+   * Allocations of a block this node no longer holds (it lost the block after missing its
+   * renewals for longer than the grace): their pods still use the addresses, which are not
+   * ours to give or to route any more. Kept, journalled, until the pod is deleted, so CHECK
+   * can say why such a pod is broken.
+   */
+  private final Map<AllocationKey, Orphan> orphans = new LinkedHashMap<>();
+  /** orphans.size(), readable without the monitor (a metrics scrape must not wait for a disk write). */
+  private volatile int orphanCount;
   private int recordsSinceCompaction;
   private final int skippedLines;
+
+  /** Where an orphaned allocation's address was: the block it belonged to and its offset there. */
+  private record Orphan(IpPrefix block, long offset) {}
 
   /** The allocation and whether it was made now (false: the key already held it). */
   public record Allocated(Allocation allocation, boolean isNew) {}
@@ -116,12 +129,19 @@ public final class NodeAllocations implements AutoCloseable {
       if (!blocks.isBlock(block)) {
         pool = null;
       } else if (pool == null || !pool.block().equals(block)) {
-        if (pool != null && pool.size() > 0) {
-          LOG.log(Level.WARNING, "journal: block changed from {0} to {1}; {2} allocations of the old block dropped",
-              pool.block(), block, pool.size());
-        }
+        orphanAll();
         pool = new PodAddressPool(node, block, blocks);
       }
+      return;
+    }
+    if (r.op().equals(JournalRecord.ORPHAN)) {
+      orphans.put(r.key(), new Orphan(block, r.offset()));
+      orphanCount = orphans.size();
+      return;
+    }
+    if (r.op().equals(JournalRecord.RELEASE) && isOrphan(r.key(), block)) {
+      orphans.remove(r.key());
+      orphanCount = orphans.size();
       return;
     }
     if (pool == null || !pool.block().equals(block)) {
@@ -154,21 +174,62 @@ public final class NodeAllocations implements AutoCloseable {
 
   /**
    * Makes {@code block} the node's block. The same block keeps every allocation (a restart);
-   * a different one starts empty, because addresses of another block are no longer ours.
+   * a different one starts empty, because addresses of another block are no longer ours: the
+   * old block's allocations become orphans (see {@link #orphans}) until their pods are deleted.
+   *
+   * @return the allocations orphaned now (empty when the block stays or had none)
    */
-  public synchronized void bindBlock(IpPrefix block) throws IOException {
+  public synchronized List<Allocation> bindBlock(IpPrefix block) throws IOException {
     if (!blocks.isBlock(block)) {
       throw new IllegalArgumentException(block + " is not a block of " + blocks);
     }
     if (pool != null && pool.block().equals(block)) {
-      return;
+      return List.of();
     }
-    if (pool != null && pool.size() > 0) {
-      LOG.log(Level.WARNING, "node {0}: block changed from {1} to {2}; {3} allocations of the old block dropped",
-          node, pool.block(), block, pool.size());
+    List<Allocation> orphaned = new ArrayList<>();
+    if (pool != null) {
+      pool.allocations().forEach((key, offset) -> orphaned.add(toAllocation(pool.block(), key, offset)));
     }
+    orphanAll();
     pool = new PodAddressPool(node, block, blocks);
     compact();
+    return orphaned;
+  }
+
+  /** The current pool's allocations become orphans. Caller holds this monitor (or is replaying). */
+  private void orphanAll() {
+    if (pool != null && pool.size() > 0) {
+      LOG.log(Level.WARNING, "node {0}: block {1} is no longer this node''s; its {2} allocations are orphaned until"
+          + " their pods are deleted", node, pool.block(), pool.size());
+      PodAddressPool old = pool;
+      old.allocations().forEach((key, offset) -> orphans.put(key, new Orphan(old.block(), offset)));
+      orphanCount = orphans.size();
+    }
+  }
+
+  /** True when the key is an orphan of {@code block} (and not an allocation of the current pool). */
+  private boolean isOrphan(AllocationKey key, IpPrefix block) {
+    Orphan o = orphans.get(key);
+    return o != null && o.block().equals(block)
+        && (pool == null || !pool.block().equals(block) || pool.offsetOf(key).isEmpty());
+  }
+
+  /** The key's orphaned allocation: an address of a block this node held before, if it has one. */
+  public synchronized Optional<Allocation> orphan(AllocationKey key) {
+    Orphan o = orphans.get(key);
+    return o == null ? Optional.empty() : Optional.of(toAllocation(o.block(), key, o.offset()));
+  }
+
+  /** How many allocations are orphaned; never blocks. */
+  public int orphanCount() {
+    return orphanCount;
+  }
+
+  /** Every orphaned allocation, oldest first. */
+  public synchronized List<Allocation> orphans() {
+    List<Allocation> all = new ArrayList<>();
+    orphans.forEach((key, o) -> all.add(toAllocation(o.block(), key, o.offset())));
+    return all;
   }
 
   /** The key's address: the one it holds, or a new one, journalled and on disk when this returns. */
@@ -248,17 +309,27 @@ public final class NodeAllocations implements AutoCloseable {
     return result;
   }
 
-  /** Releases the key's address, on disk when this returns; empty when it held none (DEL is idempotent). */
+  /**
+   * Releases the key's address, on disk when this returns; empty when it held none (DEL is
+   * idempotent). An orphan's release ends the orphan and is empty too: its address is in a
+   * block another node holds now, so nothing of ours is freed.
+   */
   public Optional<Allocation> release(AllocationKey key) throws IOException {
     long position;
     Allocation released;
     synchronized (this) {
       rewriteIfPoisoned();
-      if (pool == null) {
-        return Optional.empty();
-      }
-      Optional<Long> offset = pool.offsetOf(key);
+      Optional<Long> offset = pool == null ? Optional.empty() : pool.offsetOf(key);
       if (offset.isEmpty()) {
+        Orphan o = orphans.get(key);
+        if (o == null) {
+          return Optional.empty();
+        }
+        position = journal.append(List.of(JournalRecord.release(o.block(), key, o.offset())));
+        orphans.remove(key);
+        orphanCount = orphans.size();
+        position = afterAppend(1, position);
+        journal.awaitDurable(position);
         return Optional.empty();
       }
       position = journal.append(List.of(JournalRecord.release(pool.block(), key, offset.get())));
@@ -277,11 +348,18 @@ public final class NodeAllocations implements AutoCloseable {
     long position;
     synchronized (this) {
       rewriteIfPoisoned();
-      if (pool == null) {
-        return released;
-      }
       List<JournalRecord> records = new ArrayList<>();
-      for (Map.Entry<AllocationKey, Long> e : pool.allocations().entrySet()) {
+      // orphans whose pods are gone end too (nothing of ours is freed: they are not in `released`)
+      List<AllocationKey> endedOrphans = new ArrayList<>();
+      orphans.forEach((key, o) -> {
+        if (key.network().equals(network)
+            && !keep.contains(new GcRequest.Attachment(key.containerId(), key.ifName()))) {
+          records.add(JournalRecord.release(o.block(), key, o.offset()));
+          endedOrphans.add(key);
+        }
+      });
+      for (Map.Entry<AllocationKey, Long> e : pool == null ? Map.<AllocationKey, Long>of().entrySet()
+          : pool.allocations().entrySet()) {
         AllocationKey key = e.getKey();
         if (key.network().equals(network)
             && !keep.contains(new GcRequest.Attachment(key.containerId(), key.ifName()))) {
@@ -294,7 +372,9 @@ public final class NodeAllocations implements AutoCloseable {
       }
       gcStep.reached(GcStep.CHOSEN);
       position = journal.append(records);
-      records.forEach(r -> pool.release(r.key()));
+      endedOrphans.forEach(orphans::remove);
+      orphanCount = orphans.size();
+      released.forEach(a -> pool.release(new AllocationKey(a.network(), a.containerId(), a.ifName())));
       position = afterAppend(records.size(), position);
     }
     gcStep.reached(GcStep.WRITTEN);
@@ -355,7 +435,8 @@ public final class NodeAllocations implements AutoCloseable {
 
   private long afterAppend(int records, long position) throws IOException {
     recordsSinceCompaction += records;
-    if (recordsSinceCompaction > Math.max(compactAfterRecords, 2L * pool.size())) {
+    long live = (pool == null ? 0 : pool.size()) + orphans.size();
+    if (recordsSinceCompaction > Math.max(compactAfterRecords, 2L * live)) {
       compact();
     }
     return position;
@@ -377,6 +458,7 @@ public final class NodeAllocations implements AutoCloseable {
   /** Rewrites the journal as the current state. Caller holds this monitor. */
   private void compact() throws IOException {
     List<JournalRecord> live = new ArrayList<>();
+    orphans.forEach((key, o) -> live.add(JournalRecord.orphan(o.block(), key, o.offset())));
     if (pool != null) {
       live.add(JournalRecord.block(pool.block()));
       pool.allocations().forEach((key, offset) -> live.add(JournalRecord.alloc(pool.block(), key, offset)));

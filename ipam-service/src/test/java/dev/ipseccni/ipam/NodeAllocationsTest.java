@@ -15,6 +15,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -351,6 +352,51 @@ class NodeAllocationsTest {
     }
     try (NodeAllocations a = open(50)) {
       assertEquals(253, a.all().size());
+    }
+  }
+
+  /**
+   * A node that lost its block keeps the old block's allocations as orphans: not ours to give
+   * or to route, but known (across restarts and compactions) until each pod is deleted, so
+   * CHECK can say why the pod is broken. A DEL or a GC that leaves the pod out ends one.
+   */
+  @Test
+  void allocationsOfALostBlockAreOrphansUntilTheirPodsAreDeleted() throws Exception {
+    IpPrefix next = IpPrefix.parse("10.128.2.0/24");
+    List<Allocation> old = new ArrayList<>();
+    try (NodeAllocations a = open(4)) {
+      a.bindBlock(block);
+      for (int i = 0; i < 3; i++) {
+        old.add(a.allocate(key(i)).allocation());
+      }
+      assertEquals(old, a.bindBlock(next), "what the block change orphaned");
+      assertEquals(List.of(), a.bindBlock(next), "binding the same block again orphans nothing");
+      assertEquals(List.of(), a.all());
+      assertEquals(old, a.orphans());
+      assertEquals(3, a.orphanCount());
+      assertEquals(Optional.empty(), a.check(key(0)), "an orphan is not an allocation of ours");
+      assertEquals(old.get(0), a.orphan(key(0)).orElseThrow());
+      // the new block hands out its own addresses; the old ones are not given again
+      assertEquals("10.128.2.2/24", a.allocate(key(9)).allocation().address());
+    }
+    try (NodeAllocations a = open(4)) {
+      assertEquals(old, a.orphans(), "orphans survive a restart (and the compaction at open)");
+      assertEquals(Optional.empty(), a.release(key(0)), "releasing an orphan frees nothing of ours");
+      assertEquals(Optional.empty(), a.orphan(key(0)));
+      assertEquals(List.of(), a.gc("net", List.of(new GcRequest.Attachment("c2", "eth0"),
+          new GcRequest.Attachment("c9", "eth0"))), "GC frees nothing of ours for an orphan");
+      assertEquals(List.of(old.get(2)), a.orphans(), "GC ended the orphan whose pod is gone");
+      assertEquals(1, a.orphanCount());
+      assertEquals("10.128.2.2/24", a.check(key(9)).orElseThrow().address());
+    }
+    try (NodeAllocations a = open(4)) {
+      assertEquals(List.of(old.get(2)), a.orphans(), "the DEL and the GC are on disk");
+      assertEquals(Optional.empty(), a.release(key(2)));
+      assertEquals(0, a.orphanCount());
+    }
+    try (NodeAllocations a = open(4)) {
+      assertEquals(List.of(), a.orphans());
+      assertEquals(1, a.all().size());
     }
   }
 }

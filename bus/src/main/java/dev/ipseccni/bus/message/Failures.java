@@ -23,6 +23,13 @@ public final class Failures {
    * helps), so it is ours; the message names the address and the reason.
    */
   public static final int REQUESTED_ADDRESS_UNAVAILABLE = 102;
+  /**
+   * CHECK of a container whose address belongs to a block this node no longer holds: the node
+   * lost the block after missing its lease renewals for longer than the grace, and another
+   * node may give the address to a pod of its own. The pod must be recreated (kubelet does so
+   * when CHECK fails). Ours, like 102: no spec code says "this attachment is broken for good".
+   */
+  public static final int ADDRESS_NO_LONGER_OURS = 103;
   /** A request that does not make sense (bad field). */
   public static final int INVALID_REQUEST = 7;
 }
