@@ -49,6 +49,12 @@ public record Ipv4Cidr(int network, int prefixLength) {
     return prefixLength == 0 ? 0 : -1 << (32 - prefixLength);
   }
 
+  /** The first host address: the block's gateway (cni0's address, as IPAM hands it out). */
+  public String firstHost() {
+    int a = network + 1;
+    return (a >>> 24) + "." + ((a >>> 16) & 255) + "." + ((a >>> 8) & 255) + "." + (a & 255);
+  }
+
   @Override
   public String toString() {
     return (network >>> 24) + "." + ((network >>> 16) & 255) + "." + ((network >>> 8) & 255) + "." + (network & 255)

@@ -74,7 +74,8 @@ public final class NodeFirewall {
 
   /**
    * The own block that the chains in place were asserted for, by an earlier run of the
-   * agent: read from the NAT chain's "pod addresses stay inside the cluster" rule. Empty
+   * agent: read from the NAT chain's first "-s BLOCK -d CLUSTER … -j RETURN" rule ("pod to pod
+   * on the bridge"; "pod addresses stay inside the cluster" in agents before 0.1). Empty
    * when there are no chains of ours or they hold no block.
    */
   public Optional<Ipv4Cidr> blockInPlace() throws IptablesException {

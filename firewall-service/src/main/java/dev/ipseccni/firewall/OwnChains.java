@@ -20,6 +20,8 @@ import java.util.Optional;
  *       source excludes the cluster CIDR so that a reply can never bypass the guard);
  *   <li>pod to pod on the local bridge (seen only with br_netfilter);
  *   <li>pod to a remote block, protected; remote block to pod, protected;
+ *   <li>libipsec only: traffic from outside the cluster that a NodePort or hostPort DNATed to a
+ *       remote pod, leaving through the TUN (kernel ESP: dropped by the guard, see docs/decisions.md);
  *   <li>the guard: anything else to the cluster CIDR not going onto the bridge, and anything from
  *       the cluster CIDR onto the bridge that did not arrive protected, is dropped;
  *   <li>pods to outside the cluster are accepted (and masqueraded in {@code IPSEC-CNI-NAT}).
@@ -27,6 +29,14 @@ import java.util.Optional;
  * Everything else returns to FORWARD untouched. {@code IPSEC-CNI-OUT} is the same guard for the
  * node's own traffic: IKE between underlay addresses lies outside the cluster CIDR, traffic to the
  * node's own addresses leaves on lo, and traffic to its own pods leaves on the bridge.
+ *
+ * <p>{@code IPSEC-CNI-POST} (mangle POSTROUTING, libipsec only): the node's own
+ * traffic that kube-proxy DNATed to a pod leaves only onto the bridge or into the tunnel.
+ *
+ * <p>{@code IPSEC-CNI-NAT} (first in POSTROUTING): pod addresses to remote pods keep their source
+ * (ACCEPT, so kube-proxy's MASQUERADE after us does not give them the underlay address); anything
+ * else to a remote pod (the node's own traffic, service traffic kube-proxy DNATed) leaves with the
+ * gateway's address, which the pair's selectors hold; pods to outside the cluster are masqueraded.
  */
 public final class OwnChains {
   private OwnChains() {}
@@ -36,7 +46,8 @@ public final class OwnChains {
   public static final String FORWARD_CHAIN = "IPSEC-CNI-FWD";
   public static final String OUTPUT_CHAIN = "IPSEC-CNI-OUT";
   public static final String NAT_CHAIN = "IPSEC-CNI-NAT";
-  public static final List<String> NAMES = List.of(FORWARD_CHAIN, OUTPUT_CHAIN, NAT_CHAIN);
+  public static final String POST_CHAIN = "IPSEC-CNI-POST";
+  public static final List<String> NAMES = List.of(FORWARD_CHAIN, OUTPUT_CHAIN, NAT_CHAIN, POST_CHAIN);
 
   /** The chains for these settings; without an own block only the guard (no pod can exist yet). */
   public static List<OwnChain> render(FirewallSettings settings, Optional<Ipv4Cidr> ownBlock) {
@@ -64,6 +75,14 @@ public final class OwnChains {
           : "-s " + cluster + " -d " + block + " -i " + tunnel + " -o " + bridge
               + comment("remote pod to pod, encrypted") + " -j ACCEPT");
     }
+    if (ownBlock.isPresent() && !kernel) {
+      // A Service's NodePort (kube-proxy's DNAT) or a hostPort reached from outside the cluster,
+      // sent on to a pod of another node: it leaves through the tunnel, with the gateway as its
+      // source (IPSEC-CNI-NAT), so the pair's selectors carry it. Only DNATed traffic: this node
+      // is no router from outside into the pod network. The TUN exists only while charon runs.
+      forward.add("! -s " + cluster + " -d " + cluster + " -o " + tunnel + " -m conntrack --ctstate DNAT"
+          + comment("service traffic to a remote pod, encrypted") + " -j ACCEPT");
+    }
     forward.add("-d " + cluster + " ! -o " + bridge + comment("plaintext guard: unencrypted to the cluster") + " -j DROP");
     forward.add("-s " + cluster + " -o " + bridge + comment("plaintext guard: unencrypted from the cluster")
         + " -j DROP");
@@ -76,17 +95,43 @@ public final class OwnChains {
     output.add(kernel
         ? "-d " + cluster + " -m policy --dir out --pol ipsec" + comment("node to remote pod, encrypted") + " -j RETURN"
         : "-d " + cluster + " -o " + tunnel + comment("node to remote pod, encrypted") + " -j RETURN");
+    List<String> post = new ArrayList<>();
+    if (!kernel) {
+      // The node's own traffic to a Service (kube-proxy's DNAT in nat OUTPUT): filter OUTPUT still
+      // sees the interface of the route to the Service's address, not the pod's; the route after
+      // the DNAT is known in POSTROUTING, where IPSEC-CNI-POST guards it.
+      output.add("-d " + cluster + " -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+          + comment("service traffic, guarded after routing in " + POST_CHAIN) + " -j RETURN");
+      post.add("-d " + cluster + " -o " + bridge + " -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+          + comment("service traffic to a pod on the bridge") + " -j RETURN");
+      post.add("-d " + cluster + " -o " + tunnel + " -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+          + comment("service traffic to a remote pod, encrypted") + " -j RETURN");
+      post.add("-d " + cluster + " -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+          + comment("plaintext guard: service traffic not through the tunnel") + " -j DROP");
+    }
     output.add("-d " + cluster + " ! -o " + bridge + comment("plaintext guard: unencrypted to the cluster") + " -j DROP");
 
     if (ownBlock.isPresent()) {
       String block = ownBlock.get().toString();
-      nat.add("-s " + block + " -d " + cluster + comment("pod addresses stay inside the cluster") + " -j RETURN");
+      // Before kube-proxy's KUBE-POSTROUTING: its MASQUERADE would give a NodePort hop the
+      // underlay address as source, which no tunnel selector holds (a drop with libipsec, a
+      // plaintext packet with kernel ESP). ACCEPT ends the nat table's walk for the packet.
+      nat.add("-s " + block + " -d " + cluster + " ! -o " + bridge + comment("pod addresses stay inside the cluster")
+          + " -j ACCEPT");
+      nat.add("! -s " + block + " -d " + cluster + " ! -o " + bridge
+          + comment("node and service traffic to remote pods, from the gateway") + " -j SNAT --to-source "
+          + ownBlock.get().firstHost());
+      nat.add("-s " + block + " -d " + cluster + comment("pod to pod on the bridge") + " -j RETURN");
       nat.add("-s " + block + " ! -o " + bridge + comment("pods to outside the cluster") + " -j MASQUERADE");
     }
-    return List.of(
+    List<OwnChain> chains = new ArrayList<>(List.of(
         new OwnChain("filter", FORWARD_CHAIN, "FORWARD", forward),
         new OwnChain("filter", OUTPUT_CHAIN, "OUTPUT", output),
-        new OwnChain("nat", NAT_CHAIN, "POSTROUTING", nat));
+        new OwnChain("nat", NAT_CHAIN, "POSTROUTING", nat)));
+    if (!kernel) {
+      chains.add(new OwnChain("mangle", POST_CHAIN, "POSTROUTING", post));
+    }
+    return List.copyOf(chains);
   }
 
   /** A comment in the form iptables-save prints: quoted only when it holds a space. */

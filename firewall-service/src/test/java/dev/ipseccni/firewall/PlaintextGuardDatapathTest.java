@@ -135,4 +135,74 @@ class PlaintextGuardDatapathTest {
     assertEquals(0, peer.packets("raw", "PREROUTING", "pod-source"));
     assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "unencrypted to the cluster") >= 2);
   }
+
+  /**
+   * A NodePort as kube-proxy makes it (DNAT in PREROUTING), reached from outside and sent on to a
+   * pod of another node: it leaves through the tunnel with the gateway as its source, inside the
+   * block the pair's selectors hold (not the underlay address); with the tunnel gone it is dropped.
+   */
+  @Test
+  void libipsecServiceTrafficToARemotePodLeavesThroughTheTunnelFromTheGateway() throws Exception {
+    tunnelStandInWithServices();
+
+    peer.status("curl", "-s", "-m", "2", "http://198.51.100.1:30970/");
+    assertTrue(node.packets("raw", "PREROUTING", "from-gateway") >= 1, "the SYN left through the tunnel from 10.128.1.1");
+    assertEquals(0, node.packets("raw", "PREROUTING", "other-source"));
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "service traffic to a remote pod") >= 1);
+
+    node.run("ip", "link", "delete", "fw-tun0");  // charon killed: its device and routes vanish
+    peer.status("curl", "-s", "-m", "2", "http://198.51.100.1:30970/");
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-destination"), "nothing to a pod address on the underlay");
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "unencrypted to the cluster") >= 1);
+  }
+
+  /**
+   * The node's own request to a Service's cluster IP (kube-proxy's DNAT in nat OUTPUT) whose
+   * endpoint is a remote pod: through the tunnel from the gateway; with the tunnel gone it is
+   * dropped after routing (IPSEC-CNI-POST), though filter OUTPUT saw the route to the cluster IP.
+   */
+  @Test
+  void libipsecNodeTrafficToAServiceReachesTheRemotePodOnlyThroughTheTunnel() throws Exception {
+    tunnelStandInWithServices();
+
+    node.status("curl", "-s", "-m", "2", "http://10.96.0.10:80/");
+    assertTrue(node.packets("raw", "PREROUTING", "from-gateway") >= 1, "the SYN left through the tunnel from 10.128.1.1");
+    assertEquals(0, node.packets("raw", "PREROUTING", "other-source"));
+
+    node.run("ip", "link", "delete", "fw-tun0");
+    node.status("curl", "-s", "-m", "2", "http://10.96.0.10:80/");
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-destination"), "nothing to a pod address on the underlay");
+    assertTrue(node.packets("mangle", "IPSEC-CNI-POST", "service traffic not through the tunnel") >= 1);
+  }
+
+  /**
+   * A veth standing in for charon's TUN, routing the remote block (what is routed into it counts
+   * as encrypted), the libipsec firewall, and two kube-proxy-like DNATs to the remote pod: a
+   * NodePort at the node's underlay address and a cluster IP for the node's own traffic.
+   */
+  private void tunnelStandInWithServices() throws Exception {
+    node.run("ip", "link", "add", "fw-tun0", "type", "veth", "peer", "name", "fw-tun0-end");
+    node.run("ip", "link", "set", "fw-tun0-end", "up");
+    node.run("ip", "link", "set", "fw-tun0", "up");
+    node.run("ip", "route", "add", "10.128.2.0/24", "dev", "fw-tun0");
+    // a TUN has no neighbours; the veth stand-in gets one, so IP packets (not ARP) come out of its end
+    String end = node.run("cat", "/sys/class/net/fw-tun0-end/address").trim();
+    node.run("ip", "neigh", "add", REMOTE_POD, "lladdr", end, "dev", "fw-tun0", "nud", "permanent");
+    new NodeFirewall(settings.withDatapath(Datapath.LIBIPSEC, "fw-tun0")).enforce(Optional.of(BLOCK));
+    node.restore("""
+        *nat
+        -A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 30970 -m comment --comment nodeport -j DNAT --to-destination 10.128.2.2:8080
+        -A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment cluster-ip -j DNAT --to-destination 10.128.2.2:8080
+        COMMIT
+        *raw
+        -A PREROUTING -i fw-tun0-end -s 10.128.1.1/32 -d 10.128.2.2/32 -m comment --comment from-gateway -j DROP
+        -A PREROUTING -i fw-tun0-end -m comment --comment other-source -j DROP
+        COMMIT
+        """);
+    peer.restore("""
+        *raw
+        -A PREROUTING -d 10.128.0.0/16 -m comment --comment pod-destination
+        COMMIT
+        """);
+  }
 }
