@@ -41,7 +41,9 @@ class DemoTest {
       "mesh-node-to-pod", "mesh-pod-to-pod", "mesh-pod-to-outside", "no-plaintext",
       "reboot-ready", "reboot-same-block", "reboot-pool-empty", "reboot-tunnels-rules", "others-kept-tunnel",
       "reboot-pods-from-2", "after-reboot-node-to-pod", "after-reboot-pod-to-pod", "after-reboot-pod-to-outside",
-      "tunnel-restart", "no-plaintext-end",
+      "tunnel-restart", "no-plaintext-after-restart",
+      "service-rules", "service-firewall-order", "nodeport-from-node", "nodeport-from-outside", "clusterip-from-pod",
+      "no-plaintext-end",
       "teardown");
 
   private LabHarness lab;
