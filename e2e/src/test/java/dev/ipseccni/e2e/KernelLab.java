@@ -22,11 +22,34 @@ final class KernelLab {
 
   private KernelLab() {}
 
-  /** IKE SAs by connection name, as charon in node's guest lists them. */
+  /** IKE SAs by connection name, as charon in node's guest lists them; of two for one connection, an established one. */
   static Map<String, IkeSa> ikeSas(LabHarness lab, int node) {
+    Map<String, IkeSa> out = new TreeMap<>();
+    for (IkeSa sa : allIkeSas(lab, node)) {
+      out.merge(sa.conn(), sa, (a, b) -> "ESTABLISHED".equals(a.state()) && a.installedChildren() > 0 ? a : b);
+    }
+    return out;
+  }
+
+  /**
+   * The packets in and out of every CHILD SA of each connection, over all its IKE SAs: when both
+   * ends' traps fire at once, a pair may hold two IKE SAs, and the kernel sends on the newer.
+   */
+  static Map<String, long[]> packetTotals(LabHarness lab, int node) {
+    Map<String, long[]> out = new TreeMap<>();
+    for (IkeSa sa : allIkeSas(lab, node)) {
+      long[] t = out.computeIfAbsent(sa.conn(), c -> new long[2]);
+      t[0] += sa.packetsIn();
+      t[1] += sa.packetsOut();
+    }
+    return out;
+  }
+
+  /** Every IKE SA charon in node's guest lists, in its order. */
+  static List<IkeSa> allIkeSas(LabHarness lab, int node) {
     LabHarness.Result r = lab.exec(String.valueOf(node), "swanctl", "--list-sas", "--raw")
         .orFail("node" + node + " swanctl --list-sas");
-    Map<String, IkeSa> out = new TreeMap<>();
+    List<IkeSa> out = new ArrayList<>();
     for (String line : r.stdout().lines().toList()) {
       if (!line.startsWith("list-sa event ")) {
         continue;
@@ -46,9 +69,8 @@ final class KernelLab {
             installed++;
           }
         }
-        IkeSa sa = new IkeSa(conn, String.valueOf(ike.getOrDefault("uniqueid", "?")),
-            String.valueOf(ike.getOrDefault("state", "?")), bi, bo, pi, po, installed);
-        out.merge(conn, sa, (a, b) -> "ESTABLISHED".equals(a.state()) && a.installedChildren() > 0 ? a : b);
+        out.add(new IkeSa(conn, String.valueOf(ike.getOrDefault("uniqueid", "?")),
+            String.valueOf(ike.getOrDefault("state", "?")), bi, bo, pi, po, installed));
       });
     }
     return out;
