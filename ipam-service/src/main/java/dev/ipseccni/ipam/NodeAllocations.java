@@ -316,11 +316,15 @@ public final class NodeAllocations implements AutoCloseable {
    */
   public Optional<Allocation> release(AllocationKey key) throws IOException {
     long position;
-    Allocation released;
+    Allocation released = null;
     synchronized (this) {
       rewriteIfPoisoned();
       Optional<Long> offset = pool == null ? Optional.empty() : pool.offsetOf(key);
-      if (offset.isEmpty()) {
+      if (offset.isPresent()) {
+        position = journal.append(List.of(JournalRecord.release(pool.block(), key, offset.get())));
+        pool.release(key);
+        released = toAllocation(pool.block(), key, offset.get());
+      } else {
         Orphan o = orphans.get(key);
         if (o == null) {
           return Optional.empty();
@@ -328,17 +332,12 @@ public final class NodeAllocations implements AutoCloseable {
         position = journal.append(List.of(JournalRecord.release(o.block(), key, o.offset())));
         orphans.remove(key);
         orphanCount = orphans.size();
-        position = afterAppend(1, position);
-        journal.awaitDurable(position);
-        return Optional.empty();
       }
-      position = journal.append(List.of(JournalRecord.release(pool.block(), key, offset.get())));
-      pool.release(key);
-      released = toAllocation(pool.block(), key, offset.get());
       position = afterAppend(1, position);
     }
+    // durable before the answer; waited for outside the monitor, so other requests go on meanwhile
     journal.awaitDurable(position);
-    return Optional.of(released);
+    return Optional.ofNullable(released);
   }
 
   /** Releases every allocation of {@code network} whose attachment is not in {@code valid}. */
