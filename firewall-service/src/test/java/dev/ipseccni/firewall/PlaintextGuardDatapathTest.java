@@ -146,8 +146,7 @@ class PlaintextGuardDatapathTest {
     tunnelStandInWithServices();
 
     peer.status("curl", "-s", "-m", "2", "http://198.51.100.1:30970/");
-    assertTrue(node.packets("raw", "PREROUTING", "from-gateway") >= 1, "the SYN left through the tunnel from 10.128.1.1");
-    assertEquals(0, node.packets("raw", "PREROUTING", "other-source"));
+    assertTheSynLeftThroughTheTunnelFromTheGateway();
     assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "service traffic to a remote pod") >= 1);
 
     node.run("ip", "link", "delete", "fw-tun0");  // charon killed: its device and routes vanish
@@ -166,13 +165,17 @@ class PlaintextGuardDatapathTest {
     tunnelStandInWithServices();
 
     node.status("curl", "-s", "-m", "2", "http://10.96.0.10:80/");
-    assertTrue(node.packets("raw", "PREROUTING", "from-gateway") >= 1, "the SYN left through the tunnel from 10.128.1.1");
-    assertEquals(0, node.packets("raw", "PREROUTING", "other-source"));
+    assertTheSynLeftThroughTheTunnelFromTheGateway();
 
     node.run("ip", "link", "delete", "fw-tun0");
     node.status("curl", "-s", "-m", "2", "http://10.96.0.10:80/");
     assertEquals(0, peer.packets("raw", "PREROUTING", "pod-destination"), "nothing to a pod address on the underlay");
     assertTrue(node.packets("mangle", "IPSEC-CNI-POST", "service traffic not through the tunnel") >= 1);
+  }
+
+  private void assertTheSynLeftThroughTheTunnelFromTheGateway() {
+    assertTrue(node.packets("raw", "PREROUTING", "from-gateway") >= 1, "the SYN left through the tunnel from 10.128.1.1");
+    assertEquals(0, node.packets("raw", "PREROUTING", "other-source"));
   }
 
   /**
