@@ -152,10 +152,13 @@ class SecretRotationTest {
       s.terminate("peer-node-b");
     }
     try {
-      awaitTrue(() -> NetnsLab.establishedIkeSaId(charonA, "peer-node-b").filter(id -> !id.equals(ikeAfter)).isPresent(),
-          "the tunnel comes back after a terminate, authenticated with the new key only");
+      // Both ends may initiate it again (seen: two IKE SAs, each authenticated with the new key)
+      awaitTrue(() -> {
+        List<String> ids = NetnsLab.establishedIkeSaIds(charonA, "peer-node-b");
+        return !ids.isEmpty() && !ids.contains(ikeAfter);
+      }, "the tunnel comes back after a terminate, authenticated with the new key only");
     } catch (AssertionError e) {
-      // seen once in many runs: keep what charon said, to find out why
+      // keep what charon said, should it fail again
       throw new AssertionError(e.getMessage() + " (IKE SA before the terminate: " + ikeAfter + ")\nnode-a's charon:\n"
           + charonA.logTail() + "\nnode-b's charon:\n" + charonB.logTail(), e);
     }

@@ -219,8 +219,17 @@ public final class NetnsLab implements AutoCloseable {
    * there is exactly one such (none while it is down, two while one replaces the other).
    */
   public static java.util.Optional<String> establishedIkeSaId(Charon charon, String conn) {
+    List<String> ids = establishedIkeSaIds(charon, conn);
+    return ids.size() == 1 ? java.util.Optional.of(ids.get(0)) : java.util.Optional.empty();
+  }
+
+  /**
+   * Every established IKE SA of {@code conn} with an installed CHILD SA: two when both ends
+   * initiated at once (the starting side at once, the other on its reconcile timer).
+   */
+  public static List<String> establishedIkeSaIds(Charon charon, String conn) {
     try (ViciSession s = charon.connect()) {
-      List<String> ids = s.listSas(conn).stream()
+      return s.listSas(conn).stream()
           .map(sa -> sa.section(conn))
           .flatMap(java.util.Optional::stream)
           .filter(ike -> "ESTABLISHED".equals(ike.value("state").orElse("")))
@@ -229,9 +238,8 @@ public final class NetnsLab implements AutoCloseable {
               .anyMatch(child -> "INSTALLED".equals(child.value("state").orElse(""))))
           .map(ike -> ike.value("uniqueid").orElse(""))
           .toList();
-      return ids.size() == 1 ? java.util.Optional.of(ids.get(0)) : java.util.Optional.empty();
     } catch (IOException e) {
-      return java.util.Optional.empty();
+      return List.of();
     }
   }
 
