@@ -5,10 +5,13 @@ import dev.ipseccni.bus.message.LeaseSnapshot;
 import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.eventbus.ReplyFailure;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -185,6 +188,9 @@ public final class PeerView {
     private final long timer;
     private final String component;
     private final Future<Void> started;
+    private final Promise<Void> synced = Promise.promise();
+    private long retryTimer = -1;
+    private boolean closed;
 
     private Follower(Vertx vertx, EventPublisher events, String component, PeerView view, Duration interval,
                      Consumer<Change> onChange) {
@@ -212,18 +218,53 @@ public final class PeerView {
       return started;
     }
 
+    /**
+     * Completes once the view has been compared with a snapshot of the cluster's lease map,
+     * or once it is known that no node serves one (no IPAM in the cluster: events are all
+     * there is). Until then the view may lack peers that hold their leases: right after a
+     * start it has only what events brought, often just this node's own lease, so it says
+     * who is there but not who is gone.
+     */
+    public Future<Void> synced() {
+      return synced.future();
+    }
+
+    public boolean isSynced() {
+      return synced.future().isComplete();
+    }
+
     private void lease(Message<Event> m, java.util.function.Function<NodeBlockLease, Change> apply) {
       if (m.body().payload() instanceof LeaseEvent le) {
         report(apply.apply(le.lease()));
       }
     }
 
-    /** Fails when no IPAM answers: events and expiry keep the view meanwhile. */
+    /**
+     * Fails when no IPAM answers: events and expiry keep the view meanwhile. Until the first
+     * snapshot is in, a failed one is asked for again after a second, not after the interval.
+     */
     private Future<?> resync() {
       return vertx.eventBus().<LeaseSnapshot>request(Addresses.LEASE_SNAPSHOT, component,
               new DeliveryOptions().setSendTimeout(5_000))
-          .onSuccess(reply -> report(view.resync(reply.body().leases(), reply.body().takenAtMillis())));
+          .onSuccess(reply -> {
+            report(view.resync(reply.body().leases(), reply.body().takenAtMillis()));
+            synced.tryComplete();
+          })
+          .onFailure(err -> {
+            if (err instanceof ReplyException re && re.failureType() == ReplyFailure.NO_HANDLERS) {
+              synced.tryComplete();
+            } else if (!isSynced() && !closed && retryTimer < 0) {
+              retryTimer = vertx.setTimer(FIRST_SYNC_RETRY_MILLIS, id -> {
+                retryTimer = -1;
+                if (!closed && !isSynced()) {
+                  resync();
+                }
+              });
+            }
+          });
     }
+
+    private static final long FIRST_SYNC_RETRY_MILLIS = 1_000;
 
     private void report(Change change) {
       if (change != Change.NONE) {
@@ -232,7 +273,11 @@ public final class PeerView {
     }
 
     public Future<?> close() {
+      closed = true;
       vertx.cancelTimer(timer);
+      if (retryTimer >= 0) {
+        vertx.cancelTimer(retryTimer);
+      }
       return Future.all(consumers.stream().map(MessageConsumer::unregister).toList());
     }
   }

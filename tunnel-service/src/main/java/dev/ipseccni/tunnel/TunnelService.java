@@ -177,6 +177,8 @@ public final class TunnelService extends VerticleBase {
                 }
               });
           registered.add(peerFollower.started());
+          // the connections held back from unloading until then are weighed at once
+          peerFollower.synced().onSuccess(v -> requestReconcile(false));
           registered.add(vertx.eventBus().<Event>consumer(Addresses.TUNNEL_SECRET, m -> onSecret(m.body()))
               .completion());
           MessageConsumer<Object> status = vertx.eventBus()
@@ -331,7 +333,8 @@ public final class TunnelService extends VerticleBase {
     List<NodeBlockLease> all = peers.leases();
     Map<String, PeerTunnel> appliedNow = Map.copyOf(applied);
     Map<String, String> peerIds = Map.copyOf(peerSecretIds);
-    worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, peerIds, initiateAll))
+    boolean peersKnown = peerFollower != null && peerFollower.isSynced();
+    worker.executeBlocking(() -> reconcileBlocking(own, all, appliedNow, peerIds, initiateAll, peersKnown))
         .onComplete(done -> {
           reconciling = false;
           io.micrometer.core.instrument.Metrics.counter(RECONCILE_RUNS, "outcome", done.succeeded() ? "ok" : "failed")
@@ -391,9 +394,15 @@ public final class TunnelService extends VerticleBase {
   /** Counter of reconcile runs, by outcome, in Micrometer's global registry (the agent's /metrics). */
   public static final String RECONCILE_RUNS = "ipsec.cni.tunnel.reconcile.runs";
 
+  /**
+   * @param peersKnown whether the peer view has been synced with the cluster's lease map; until
+   *     then a connection in charon that no known lease wants is kept, not unloaded: after an
+   *     agent restart the view first holds only what events brought (often just the own
+   *     lease), and unloading then would cut every tunnel the old agent left up
+   */
   private Outcome reconcileBlocking(Optional<NodeBlockLease> own, List<NodeBlockLease> all,
                                     Map<String, PeerTunnel> appliedBefore, Map<String, String> peerIds,
-                                    boolean initiateAll) throws IOException {
+                                    boolean initiateAll, boolean peersKnown) throws IOException {
     boolean fresh = ensureSession();
     if (fresh) {
       loadedKeys.clear();
@@ -424,7 +433,17 @@ public final class TunnelService extends VerticleBase {
       secrets.expire(now, desired.values().stream().map(t -> peerIds.get(t.peerNode())).toList());
     }
     TunnelPlan plan = TunnelPlan.between(desired, appliedNow, inCharon);
-    for (String name : plan.unload()) {
+    List<String> unload = plan.unload();
+    if (!peersKnown) {
+      // a denied node's connection goes at once: that needs no lease
+      Set<String> deniedConns = denied.stream().map(PeerTunnel::connName).collect(java.util.stream.Collectors.toSet());
+      unload = unload.stream().filter(deniedConns::contains).toList();
+      List<String> kept = plan.unload().stream().filter(n -> !deniedConns.contains(n)).toList();
+      if (!kept.isEmpty()) {
+        LOG.info(() -> "keeping " + kept + " in charon until the cluster's leases are known");
+      }
+    }
+    for (String name : unload) {
       try {
         // the peer may be gone: do not wait for its answer
         session.terminateForced(name);

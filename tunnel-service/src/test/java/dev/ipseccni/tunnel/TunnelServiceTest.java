@@ -11,11 +11,15 @@ import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.LeaseEvent;
+import dev.ipseccni.bus.message.LeaseSnapshot;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import dev.ipseccni.bus.message.TunnelEvent;
 import dev.ipseccni.tunnel.lab.NetnsLab;
 import dev.ipseccni.tunnel.vici.ViciSession;
+import io.micrometer.core.instrument.Metrics;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vertx.core.Vertx;
+import io.vertx.core.eventbus.Message;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -288,6 +292,83 @@ class TunnelServiceTest {
     charonA = lab.charon(charonA.namespace());
     next(Addresses.TUNNEL_UP, "node-a");
     awaitPing();
+  }
+
+  /** node-a's tunnel service stopped and started again (an agent restart); the snapshot request it sends is held. */
+  private Message<Object> restartNodeAWithTheSnapshotHeld(BlockingQueue<Message<Object>> snapshotRequests)
+      throws Exception {
+    for (String id : deployments) {
+      vertx.undeploy(id).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+    deployments.clear();
+    tunnelEvents.clear();
+    vertx.eventBus().<Object>consumer(Addresses.LEASE_SNAPSHOT, snapshotRequests::add)
+        .completion().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    deploy("node-a", "192.168.250.1", charonA);
+    Message<Object> request = snapshotRequests.poll(30, TimeUnit.SECONDS);
+    assertNotNull(request, "the restarted service asks for the cluster's leases");
+    return request;
+  }
+
+  /** Reconciles of the one tunnel service deployed, once the own lease is in: enough to have acted on it. */
+  private void awaitReconcilesWithTheOwnLease(SimpleMeterRegistry registry) {
+    double before = reconcileRuns(registry);
+    ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_A));
+    NetnsLab.awaitTrue(Duration.ofSeconds(20), () -> reconcileRuns(registry) >= before + 3,
+        "three reconciles of node-a after its own lease");
+  }
+
+  private static double reconcileRuns(SimpleMeterRegistry registry) {
+    return registry.find(TunnelService.RECONCILE_RUNS).counters().stream().mapToDouble(c -> c.count()).sum();
+  }
+
+  /**
+   * An agent restart: the new tunnel service hears its own lease before the peers' (IPAM's
+   * own event is local, the cluster's lease map answers later). It must keep charon's
+   * connection and its SA until it knows the cluster's leases, then keep them because the
+   * peer holds its lease: the same IKE SA before and after, never unloaded.
+   */
+  @Test
+  void restartedServiceKeepsTheTunnelsUntilItKnowsTheClusterLeases() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    String sa = NetnsLab.establishedIkeSaIds(charonA, "peer-node-b").get(0);
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    Metrics.addRegistry(registry);
+    try {
+      Message<Object> request = restartNodeAWithTheSnapshotHeld(new LinkedBlockingQueue<>());
+      awaitReconcilesWithTheOwnLease(registry);
+      assertTrue(connsOnA(c -> true, "node-a's connections").contains("peer-node-b"),
+          "peer-node-b unloaded before the cluster's leases were known");
+      assertEquals(java.util.List.of(sa), NetnsLab.establishedIkeSaIds(charonA, "peer-node-b"), "the same IKE SA");
+
+      request.reply(new LeaseSnapshot(java.util.List.of(LEASE_A, LEASE_B), System.currentTimeMillis()));
+      assertEquals("node-b", next(Addresses.TUNNEL_UP, "node-a").peer(), "the restarted service sees the tunnel up");
+      assertEquals(java.util.List.of(), java.util.List.copyOf(queue(Addresses.TUNNEL_DOWN, "node-a")),
+          "tunnel.down from the restarted node-a");
+      assertEquals(java.util.List.of(sa), NetnsLab.establishedIkeSaIds(charonA, "peer-node-b"),
+          "the same IKE SA after the snapshot");
+      awaitPing();
+    } finally {
+      Metrics.removeRegistry(registry);
+    }
+  }
+
+  /** The other half: once the snapshot says the peer holds no lease, its connection goes. */
+  @Test
+  void restartedServiceUnloadsWhatTheClusterLeasesNoLongerHold() throws Exception {
+    publishLeases();
+    next(Addresses.TUNNEL_UP, "node-a");
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    Metrics.addRegistry(registry);
+    try {
+      Message<Object> request = restartNodeAWithTheSnapshotHeld(new LinkedBlockingQueue<>());
+      awaitReconcilesWithTheOwnLease(registry);
+      request.reply(new LeaseSnapshot(java.util.List.of(LEASE_A), System.currentTimeMillis()));
+      connsOnA(c -> !c.contains("peer-node-b"), "peer-node-b unloaded once the snapshot lacks node-b's lease");
+    } finally {
+      Metrics.removeRegistry(registry);
+    }
   }
 
   @Test
