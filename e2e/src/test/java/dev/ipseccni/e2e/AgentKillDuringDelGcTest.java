@@ -15,9 +15,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -116,6 +118,12 @@ class AgentKillDuringDelGcTest {
     assertEquals(0, kill.waitFor(), "kill -KILL " + pid);
   }
 
+  /** SIGKILL from this thread, no process started in between: kill(2) through ProcessHandle. */
+  private static void killAgentNow(long pid) {
+    ProcessHandle agent = ProcessHandle.of(pid).orElseThrow(() -> new AssertionError("agent " + pid + " gone before the kill"));
+    assertTrue(agent.destroyForcibly(), "SIGKILL to agent " + pid);
+  }
+
   private void agentRunning() {
     if (lab.pid("agent", NODE).isEmpty()) {
       lab.lab("start-agent", String.valueOf(NODE));
@@ -142,16 +150,26 @@ class AgentKillDuringDelGcTest {
     long killedAt;
     Map<CniLab.Pod, CniLab.Call> first = new LinkedHashMap<>();
     try {
+      // The thread that gets the first answer kills the agent at once: a poll of the
+      // count from here can come after the agent has answered every DEL.
+      CountDownLatch kill = new CountDownLatch(1);
+      AtomicInteger atKill = new AtomicInteger(-1);
       Map<CniLab.Pod, Future<CniLab.Call>> dels = new LinkedHashMap<>();
       pods.forEach(p -> dels.put(p, runtime.submit(() -> {
         CniLab.Call c = cni.call(NODE, "DEL", p, stdin());
-        answered.incrementAndGet();
+        if (answered.incrementAndGet() == 1) {
+          try {
+            killAgentNow(agent);
+          } finally {
+            atKill.set(answered.get());
+            kill.countDown();
+          }
+        }
         return c;
       })));
-      LabHarness.await(RECOVERY, "the first DELs answered", () -> answered.get() >= 1);
-      killAgent(agent);
+      assertTrue(kill.await(RECOVERY.toSeconds(), TimeUnit.SECONDS), "no DEL answered within " + RECOVERY);
       killedAt = System.nanoTime();
-      answeredAtKill = answered.get();
+      answeredAtKill = atKill.get();
       lab.lab("kill-agent", String.valueOf(NODE)); // the launcher and the lab's pid files
       for (var e : dels.entrySet()) {
         first.put(e.getKey(), e.getValue().get());
