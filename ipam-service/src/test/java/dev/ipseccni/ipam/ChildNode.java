@@ -24,12 +24,13 @@ final class ChildNode implements AutoCloseable {
   private final Process process;
   private final PrintWriter stdin;
   private final List<String> lines = new CopyOnWriteArrayList<>();
+  private final Thread reader;
 
   private ChildNode(String name, Process process) {
     this.name = name;
     this.process = process;
     this.stdin = new PrintWriter(process.getOutputStream(), true, StandardCharsets.UTF_8);
-    Thread reader = new Thread(() -> {
+    reader = new Thread(() -> {
       try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(),
           StandardCharsets.UTF_8))) {
         String line;
@@ -134,9 +135,18 @@ final class ChildNode implements AutoCloseable {
     return String.join("\n", lines.subList(Math.max(0, n - 15), n));
   }
 
+  /**
+   * SIGKILL, then every line the child wrote before it died: the reader has reached the
+   * end of the pipe when this returns, so a line written just before the kill (a release
+   * sent, say) is never missing from {@link #lines}.
+   */
   void kill9() throws InterruptedException {
     process.destroyForcibly();
     process.waitFor();
+    reader.join(Duration.ofSeconds(30).toMillis());
+    if (reader.isAlive()) {
+      throw new AssertionError("the output of child " + name + " did not end within 30 s of its death");
+    }
   }
 
   @Override
