@@ -70,7 +70,27 @@ final class ServiceVerticles {
     return new FirewallSettings(config.nodeName(), config.network().bridge(), "", config.network().clusterCidr(),
         libipsec() ? dev.ipseccni.firewall.Datapath.LIBIPSEC : dev.ipseccni.firewall.Datapath.KERNEL,
         d.tunnelInterface(), config.timings().firewallCheck(), d.commandPrefix(), d.iptablesRestore(), d.iptablesSave(),
-        d.rulesetMonitor());
+        d.rulesetMonitor(), controlPlanePorts());
+  }
+
+  /** Hazelcast's and the event bus's ports of this node and of every listed member. */
+  List<Integer> controlPlanePorts() {
+    AgentConfig.Cluster c = config.cluster();
+    List<Integer> ports = new ArrayList<>(List.of(c.port()));
+    if (c.eventBusPort() > 0) {
+      ports.add(c.eventBusPort());
+    }
+    for (String member : c.members()) {
+      int colon = member.lastIndexOf(':');
+      if (colon > 0) {
+        try {
+          ports.add(Integer.parseInt(member.substring(colon + 1)));
+        } catch (NumberFormatException notAPort) {
+          // checked by AgentConfig; a member without a port uses cluster.port
+        }
+      }
+    }
+    return ports;
   }
 
   CniGatewaySettings gatewaySettings() {

@@ -22,6 +22,9 @@ import java.util.regex.Pattern;
  * @param iptablesSave path of iptables-save
  * @param rulesetMonitor a command that prints a line whenever the ruleset changes (e.g. [nft, monitor]);
  *     empty to rely on the periodic check alone
+ * @param controlPlanePorts the agents' TCP ports (Hazelcast's and the event bus's): pods may not
+ *     open connections to them, on this node or another (a pod's traffic to a node address is
+ *     masqueraded to its node's address, so the other nodes cannot tell it from its agent)
  */
 public record FirewallSettings(
     String nodeName,
@@ -34,7 +37,8 @@ public record FirewallSettings(
     List<String> commandPrefix,
     String iptablesRestore,
     String iptablesSave,
-    List<String> rulesetMonitor) {
+    List<String> rulesetMonitor,
+    List<Integer> controlPlanePorts) {
 
   public static final String DEFAULT_BRIDGE = "cni0";
   public static final String DEFAULT_CLUSTER_CIDR = "10.128.0.0/16";
@@ -49,13 +53,17 @@ public record FirewallSettings(
   public FirewallSettings {
     commandPrefix = List.copyOf(commandPrefix);
     rulesetMonitor = List.copyOf(rulesetMonitor);
+    controlPlanePorts = List.copyOf(new java.util.TreeSet<>(controlPlanePorts));
   }
 
-  /** The product defaults: kernel datapath, cni0, 10.128.0.0/16, 5 s, iptables from PATH, nft monitor. */
+  /** Hazelcast's and the event bus's default ports. */
+  public static final List<Integer> DEFAULT_CONTROL_PLANE_PORTS = List.of(5701, 5702);
+
+  /** The product defaults: kernel datapath, cni0, 10.128.0.0/16, 5 s, iptables from PATH, nft monitor, 5701/5702. */
   public static FirewallSettings defaults(String nodeName) {
     return new FirewallSettings(nodeName, DEFAULT_BRIDGE, "", DEFAULT_CLUSTER_CIDR, Datapath.KERNEL,
         DEFAULT_TUNNEL_INTERFACE, DEFAULT_CHECK_INTERVAL, List.of(), "iptables-restore", "iptables-save",
-        List.of("nft", "monitor"));
+        List.of("nft", "monitor"), DEFAULT_CONTROL_PLANE_PORTS);
   }
 
   /** Every problem with these settings, in words an operator can act on; empty when they are usable. */
@@ -99,6 +107,11 @@ public record FirewallSettings(
     if (iptablesSave == null || iptablesSave.isBlank()) {
       errors.add("iptables-save command is empty");
     }
+    for (int port : controlPlanePorts) {
+      if (port < 1 || port > 65535) {
+        errors.add("control-plane port " + port + " is not 1..65535");
+      }
+    }
     return errors;
   }
 
@@ -114,26 +127,31 @@ public record FirewallSettings(
 
   public FirewallSettings withOwnBlock(String block) {
     return new FirewallSettings(nodeName, bridge, block, clusterCidr, datapath, tunnelInterface, checkInterval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
   }
 
   public FirewallSettings withDatapath(Datapath path, String tunnel) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, path, tunnel, checkInterval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
   }
 
   public FirewallSettings withCheckInterval(Duration interval) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, interval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
   }
 
   public FirewallSettings withCommandPrefix(List<String> prefix) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
-        prefix, iptablesRestore, iptablesSave, rulesetMonitor);
+        prefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
+  }
+
+  public FirewallSettings withControlPlanePorts(List<Integer> ports) {
+    return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, ports);
   }
 
   public FirewallSettings withCommands(String restore, String save, List<String> monitor) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
-        commandPrefix, restore, save, monitor);
+        commandPrefix, restore, save, monitor, controlPlanePorts);
   }
 }

@@ -24,8 +24,10 @@ import java.util.Optional;
  *       remote pod, leaving through the TUN (kernel ESP: dropped by the guard, see docs/decisions.md);
  *   <li>the guard: anything else to the cluster CIDR not going onto the bridge, and anything from
  *       the cluster CIDR onto the bridge that did not arrive protected, is dropped;
+ *   <li>pods to the agents' ports (Hazelcast, event bus) of any node are dropped;
  *   <li>pods to outside the cluster are accepted (and masqueraded in {@code IPSEC-CNI-NAT}).
  * </ol>
+ * {@code IPSEC-CNI-IN} drops pods' connections to this node's agent ports.
  * Everything else returns to FORWARD untouched. {@code IPSEC-CNI-OUT} is the same guard for the
  * node's own traffic: IKE between underlay addresses lies outside the cluster CIDR, traffic to the
  * node's own addresses leaves on lo, and traffic to its own pods leaves on the bridge.
@@ -47,7 +49,8 @@ public final class OwnChains {
   public static final String OUTPUT_CHAIN = "IPSEC-CNI-OUT";
   public static final String NAT_CHAIN = "IPSEC-CNI-NAT";
   public static final String POST_CHAIN = "IPSEC-CNI-POST";
-  public static final List<String> NAMES = List.of(FORWARD_CHAIN, OUTPUT_CHAIN, NAT_CHAIN, POST_CHAIN);
+  public static final String INPUT_CHAIN = "IPSEC-CNI-IN";
+  public static final List<String> NAMES = List.of(FORWARD_CHAIN, OUTPUT_CHAIN, NAT_CHAIN, POST_CHAIN, INPUT_CHAIN);
 
   /** The chains for these settings; without an own block only the guard (no pod can exist yet). */
   public static List<OwnChain> render(FirewallSettings settings, Optional<Ipv4Cidr> ownBlock) {
@@ -86,6 +89,14 @@ public final class OwnChains {
     forward.add("-d " + cluster + " ! -o " + bridge + comment("plaintext guard: unencrypted to the cluster") + " -j DROP");
     forward.add("-s " + cluster + " -o " + bridge + comment("plaintext guard: unencrypted from the cluster")
         + " -j DROP");
+    List<String> input = new ArrayList<>();
+    for (int port : settings.controlPlanePorts()) {
+      // the agents' own ports: a pod is no member of the cluster, on this node or another
+      forward.add("! -d " + cluster + " -i " + bridge + " -p tcp -m tcp --dport " + port
+          + comment("control plane: not from pods") + " -j DROP");
+      input.add("-i " + bridge + " -p tcp -m tcp --dport " + port + comment("control plane: not from pods")
+          + " -j DROP");
+    }
     if (ownBlock.isPresent()) {
       forward.add("-s " + ownBlock.get() + " ! -d " + cluster + " -i " + bridge + comment("pods to outside the cluster")
           + " -j ACCEPT");
@@ -127,7 +138,8 @@ public final class OwnChains {
     List<OwnChain> chains = new ArrayList<>(List.of(
         new OwnChain("filter", FORWARD_CHAIN, "FORWARD", forward),
         new OwnChain("filter", OUTPUT_CHAIN, "OUTPUT", output),
-        new OwnChain("nat", NAT_CHAIN, "POSTROUTING", nat)));
+        new OwnChain("nat", NAT_CHAIN, "POSTROUTING", nat),
+        new OwnChain("filter", INPUT_CHAIN, "INPUT", input)));
     if (!kernel) {
       chains.add(new OwnChain("mangle", POST_CHAIN, "POSTROUTING", post));
     }

@@ -48,7 +48,8 @@ class NodeFirewallTest {
     Enforcement first = new NodeFirewall(settings).enforce(Optional.of(BLOCK));
 
     assertTrue(first.repaired().contains("filter/IPSEC-CNI-FWD: chain missing"), first.repaired().toString());
-    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT"), first.chains());
+    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT", "filter/IPSEC-CNI-IN"),
+        first.chains());
     assertTrue(ns.run("iptables", "-S", "FORWARD").contains("-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD"));
     assertEquals("-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD", firstRule("filter", "FORWARD"));
     assertEquals("-A OUTPUT -m comment --comment ipsec-cni -j IPSEC-CNI-OUT", firstRule("filter", "OUTPUT"));
@@ -117,7 +118,8 @@ class NodeFirewallTest {
 
     Enforcement repair = firewall.enforce(Optional.of(BLOCK));
 
-    assertEquals(7 + 1, repair.repaired().size(), repair.repaired().toString());
+    // the kernel datapath's 7 forwarding rules and the 2 for the agents' ports, and one NAT rule
+    assertEquals(9 + 1, repair.repaired().size(), repair.repaired().toString());
     assertTrue(repair.repaired().stream().allMatch(r -> r.contains(": rule missing: ")), repair.repaired().toString());
     assertEquals(asserted, ns.ruleset());
   }
@@ -234,7 +236,7 @@ class NodeFirewallTest {
   void restoreErrorsCarryIptablesMessage() {
     // An interface name iptables refuses (too long for the kernel) passes no validation of ours.
     FirewallSettings bad = new FirewallSettings("node1", "cni0", "", "10.128.0.0/16", Datapath.LIBIPSEC,
-        "ipsec0", java.time.Duration.ofSeconds(5), ns.prefix(), "iptables-restore", "iptables-save", List.of());
+        "ipsec0", java.time.Duration.ofSeconds(5), ns.prefix(), "iptables-restore", "iptables-save", List.of(), List.of());
     Iptables iptables = Iptables.of(bad);
     IptablesException e = assertThrows(IptablesException.class,
         () -> iptables.restore("*filter\n-A NO-SUCH-CHAIN -j ACCEPT\nCOMMIT\n"));

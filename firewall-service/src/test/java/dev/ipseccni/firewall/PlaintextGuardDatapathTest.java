@@ -179,6 +179,27 @@ class PlaintextGuardDatapathTest {
   }
 
   /**
+   * A pod cannot open a connection to the agents' ports (Hazelcast, event bus) of another node,
+   * where it would arrive masqueraded to this node's address, nor to this node's own.
+   */
+  @Test
+  void podsCannotReachTheAgentsPortsOfThisNodeOrAnother() throws Exception {
+    new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+    peer.restore("""
+        *raw
+        -A PREROUTING -p tcp -m tcp --dport 5701 -m comment --comment control-plane-syn
+        COMMIT
+        """);
+
+    assertNotEquals(0, pod.status("curl", "-s", "-m", "2", "http://198.51.100.2:5701/"), "another node's Hazelcast port");
+    assertNotEquals(0, pod.status("curl", "-s", "-m", "2", "http://10.128.1.1:5701/"), "this node's Hazelcast port");
+    assertEquals(0, peer.packets("raw", "PREROUTING", "control-plane-syn"), "no SYN reached the other node");
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "control plane: not from pods") >= 1);
+    assertTrue(node.packets("filter", "IPSEC-CNI-IN", "control plane: not from pods") >= 1);
+    assertEquals(0, pod.status("ping", "-c", "1", "-W", "2", "198.51.100.2"), "the pod still reaches that host otherwise");
+  }
+
+  /**
    * A veth standing in for charon's TUN, routing the remote block (what is routed into it counts
    * as encrypted), the libipsec firewall, and two kube-proxy-like DNATs to the remote pod: a
    * NodePort at the node's underlay address and a cluster IP for the node's own traffic.
