@@ -8,7 +8,6 @@ import dev.ipseccni.bus.ClusterBootstrap.JoinedCluster;
 import io.vertx.core.Future;
 import io.vertx.core.eventbus.DeliveryOptions;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,7 +51,7 @@ class TlsEventBusTest {
     cert("intruder", "rogue-ca");
 
     String cluster = "tls-" + UUID.randomUUID();
-    int[] ports = {freePort(), freePort(), freePort()};
+    int[] ports = {TestPorts.free(), TestPorts.free(), TestPorts.free()};
     List<String> members = List.of("127.0.0.1:" + ports[0], "127.0.0.1:" + ports[1], "127.0.0.1:" + ports[2]);
     a = join(cluster, "a", ports[0], members);
     b = join(cluster, "b", ports[1], members);
@@ -80,11 +79,6 @@ class TlsEventBusTest {
     return future.toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
   }
 
-  static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 
   int run(String... command) throws IOException, InterruptedException {
     Process p = new ProcessBuilder(command).directory(pki.toFile()).redirectErrorStream(true).start();

@@ -12,6 +12,7 @@ import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.IpPrefix;
 import dev.ipseccni.bus.JsonRecordCodec;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.AllocateRequest;
 import dev.ipseccni.bus.message.Allocation;
 import dev.ipseccni.bus.message.ReleaseRequest;
@@ -72,7 +73,7 @@ class AddressMirrorTest {
   static void startMember() throws Exception {
     SERVICE_LOG.addHandler(CAPTURE);
     journals = Files.createTempDirectory("ipt-ipam-mirror");
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     cluster = IpamServiceTest.await(ClusterBootstrap.join(new ClusterSettings("ipt-mirror-" + UUID.randomUUID(),
         "ipt-mirror", "127.0.0.1", port, 0, List.of("127.0.0.1:" + port), false, ClusterSettings.Timing.DEFAULT),
         List.of(BlockLeases.customizer(1))));
@@ -245,8 +246,8 @@ class AddressMirrorTest {
   @Test
   void failedBatchIsKeptAndWrittenOnceTheClusterCanTakeIt() throws Exception {
     String name = "ipt-mirror-fail-" + UUID.randomUUID();
-    int dataPort = IpamServiceTest.freePort();
-    int litePort = IpamServiceTest.freePort();
+    int dataPort = TestPorts.free();
+    int litePort = TestPorts.free();
     List<String> members = List.of("127.0.0.1:" + dataPort, "127.0.0.1:" + litePort);
     ClusterBootstrap.JoinedCluster data = IpamServiceTest.await(ClusterBootstrap.join(new ClusterSettings(name,
         "am-data", "127.0.0.1", dataPort, 0, members, false, ClusterSettings.Timing.DEFAULT),

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.IpPrefix;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.NodeBlockLease;
 import java.time.Duration;
 import java.util.List;
@@ -29,7 +30,7 @@ class BlockEpochTest {
 
   @BeforeAll
   static void join() throws Exception {
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     member = IpamServiceTest.await(ClusterBootstrap.join(
         new ClusterSettings("ipt-epoch-" + UUID.randomUUID(), "ipt-e", "127.0.0.1", port, 0,
             List.of("127.0.0.1:" + port), false, ClusterSettings.Timing.DEFAULT),

@@ -1,6 +1,7 @@
 package dev.ipseccni.ipam;
 
 import dev.ipseccni.bus.IpPrefix;
+import dev.ipseccni.bus.TestPorts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -37,7 +38,7 @@ class ClusterAllocationTest {
     ChildNode.killLeftovers();
     Path journals = Files.createTempDirectory("ipt-ipam-cluster");
     String cluster = "ipt-" + UUID.randomUUID();
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     String members = "127.0.77.1:" + port + ",127.0.77.2:" + port + ",127.0.77.3:" + port;
     for (int m = 1; m <= 3; m++) {
       children.add(ChildNode.start("m" + m, List.of(), Path.of("target", "ipt-logs"),

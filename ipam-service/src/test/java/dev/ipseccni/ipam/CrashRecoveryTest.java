@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.TestPorts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -36,7 +37,7 @@ class CrashRecoveryTest {
     ChildNode.killLeftovers();
     Path journals = Files.createTempDirectory("ipt-ipam-crash");
     String cluster = "ipt-" + UUID.randomUUID();
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     Map<String, String> acked = new HashMap<>();   // cid -> address, acknowledged and not released
     Set<String> uncertain = new HashSet<>();       // release sent, reply not seen
     String block = null;

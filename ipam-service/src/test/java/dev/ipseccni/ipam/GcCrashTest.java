@@ -1,5 +1,6 @@
 package dev.ipseccni.ipam;
 
+import dev.ipseccni.bus.TestPorts;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -58,7 +59,7 @@ class GcCrashTest {
     ChildNode.killLeftovers();
     Path journals = Files.createTempDirectory("ipt-ipam-gc-crash");
     String cluster = "ipt-" + UUID.randomUUID();
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     child = start("gc-" + step + "-1", journals, cluster, port);
     String block = child.await("READY " + NODE + " ", Duration.ofSeconds(120)).split(" ")[2];
     Map<String, String> kept = allocate("keep-", KEPT);

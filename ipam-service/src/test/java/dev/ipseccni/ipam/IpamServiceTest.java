@@ -12,6 +12,7 @@ import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.AddressEvent;
 import dev.ipseccni.bus.message.AllocateRequest;
 import dev.ipseccni.bus.message.Allocation;
@@ -25,7 +26,6 @@ import dev.ipseccni.bus.message.ReleaseRequest;
 import io.vertx.core.Future;
 import io.vertx.core.eventbus.ReplyException;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -57,11 +57,6 @@ class IpamServiceTest {
   private static IpamService service;
   private static final List<Event> events = new CopyOnWriteArrayList<>();
 
-  static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 
   static IpamSettings settings(String node, int expected) {
     return IpamSettings.defaults(node, "127.0.0.1", NET, expected)
@@ -81,8 +76,8 @@ class IpamServiceTest {
   @BeforeAll
   static void startCluster() throws Exception {
     journalRoot = Files.createTempDirectory("ipt-ipam-svc");
-    int p1 = freePort();
-    int p2 = freePort();
+    int p1 = TestPorts.free();
+    int p2 = TestPorts.free();
     List<String> members = List.of("127.0.0.1:" + p1, "127.0.0.1:" + p2);
     first = await(ClusterBootstrap.join(new ClusterSettings(CLUSTER, "ipt-a", "127.0.0.1", p1, 0, members, false,
         ClusterSettings.Timing.DEFAULT), List.of(BlockLeases.customizer(2))));

@@ -10,6 +10,7 @@ import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.AllocateRequest;
 import dev.ipseccni.bus.message.Allocation;
 import dev.ipseccni.bus.message.CheckRequest;
@@ -18,7 +19,6 @@ import io.vertx.core.Future;
 import io.vertx.core.eventbus.ReplyException;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -57,10 +57,7 @@ class JournalDiskFullTest {
     mounted = mount.waitFor() == 0;
     Assertions.assertTrue(mounted, "needs root to mount a tmpfs: " + output.strip());
 
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
+    int port = TestPorts.free();
     cluster = await(ClusterBootstrap.join(new ClusterSettings("jdf-" + UUID.randomUUID(), NODE, "127.0.0.1", port, 0,
         List.of("127.0.0.1:" + port), false, ClusterSettings.Timing.DEFAULT), List.of(BlockLeases.customizer(1))));
     service = new IpamService(IpamSettings.defaults(NODE, "127.0.0.1", NET, 1)

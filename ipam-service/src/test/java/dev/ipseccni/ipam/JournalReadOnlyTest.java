@@ -10,6 +10,7 @@ import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.AllocateRequest;
 import dev.ipseccni.bus.message.Allocation;
 import dev.ipseccni.bus.message.CheckRequest;
@@ -18,7 +19,6 @@ import dev.ipseccni.bus.message.ReleaseRequest;
 import io.vertx.core.Future;
 import io.vertx.core.eventbus.ReplyException;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,10 +76,7 @@ class JournalReadOnlyTest {
     Path trigger = triggerFile();
     Assertions.assertTrue(Files.exists(trigger), "this kernel has no " + trigger);
 
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
+    int port = TestPorts.free();
     cluster = await(ClusterBootstrap.join(new ClusterSettings("jro-" + UUID.randomUUID(), NODE, "127.0.0.1", port, 0,
         List.of("127.0.0.1:" + port), false, ClusterSettings.Timing.DEFAULT), List.of(BlockLeases.customizer(1))));
     settings = IpamSettings.defaults(NODE, "127.0.0.1", NET, 1)

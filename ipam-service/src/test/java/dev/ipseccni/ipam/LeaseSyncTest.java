@@ -8,6 +8,7 @@ import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.PeerView;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.LeaseEvent;
 import dev.ipseccni.bus.message.LeaseSync;
 import dev.ipseccni.bus.message.NodeBlockLease;
@@ -31,7 +32,7 @@ class LeaseSyncTest {
 
   /** One member; renewals an hour apart, so a lease event seen during a test is an answer, not a renewal. */
   private ClusterBootstrap.JoinedCluster member(String name) throws Exception {
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     node = IpamServiceTest.await(ClusterBootstrap.join(
         new ClusterSettings("ipt-" + name + "-" + UUID.randomUUID(), name, "127.0.0.1", port, 0,
             List.of("127.0.0.1:" + port), false, ClusterSettings.Timing.DEFAULT),

@@ -10,6 +10,7 @@ import dev.ipseccni.bus.ClusterBootstrap;
 import dev.ipseccni.bus.ClusterSettings;
 import dev.ipseccni.bus.Event;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.AddressEvent;
 import dev.ipseccni.bus.message.AllocateRequest;
 import dev.ipseccni.bus.message.Allocation;
@@ -55,7 +56,7 @@ class OrphanedPodsTest {
   static void start() throws Exception {
     Metrics.globalRegistry.add(meters);
     Path journals = Files.createTempDirectory("ipt-orphans");
-    int port = IpamServiceTest.freePort();
+    int port = TestPorts.free();
     member = IpamServiceTest.await(ClusterBootstrap.join(
         new ClusterSettings("ipt-orphans-" + UUID.randomUUID(), "ipt-o", "127.0.0.1", port, 0,
             List.of("127.0.0.1:" + port), false, ClusterSettings.Timing.DEFAULT),

@@ -13,6 +13,7 @@ import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.BusCodecs;
 import dev.ipseccni.bus.EventPublisher;
 import dev.ipseccni.bus.JsonRecordCodec;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.ComponentStatus;
 import dev.ipseccni.bus.message.FirewallEvent;
 import dev.ipseccni.bus.message.LeaseEvent;
@@ -60,7 +61,7 @@ class HttpApiTest {
 
   @BeforeEach
   void start() throws Exception {
-    port = freePort();
+    port = TestPorts.free();
     Path config = dir.resolve("agent.json");
     Files.writeString(config, """
         {"nodeName": "node1", "underlayAddress": "127.0.0.1", "services": [],
@@ -214,7 +215,7 @@ class HttpApiTest {
 
   @Test
   void aDegradedServiceKeepsTheNodeReadyAndSaysWhat() throws Exception {
-    int tunnelPort = freePort();
+    int tunnelPort = TestPorts.free();
     Path config = dir.resolve("agent-tunnel.json");
     Files.writeString(config, """
         {"nodeName": "node1", "underlayAddress": "127.0.0.1", "services": ["tunnel"],
@@ -262,7 +263,7 @@ class HttpApiTest {
 
   @Test
   void cliSaysClearlyWhenTheAgentIsDown() throws Exception {
-    int closed = freePort();
+    int closed = TestPorts.free();
     Cli status = cli("status", "--api", "http://127.0.0.1:" + closed);
     assertEquals(3, status.exit);
     assertTrue(status.err.contains("cannot reach the ipsec-cni agent at http://127.0.0.1:" + closed
@@ -349,9 +350,5 @@ class HttpApiTest {
 
   static void awaitTrue(String what, BooleanSupplier condition) {
     Poll.until(what, Duration.ofSeconds(20), Duration.ofMillis(50), condition);
-  }
-
-  static int freePort() throws java.io.IOException {
-    return Poll.freePort();
   }
 }

@@ -9,6 +9,7 @@ import dev.ipseccni.agent.AgentConfig;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.BusCodecs;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.TestPorts;
 import dev.ipseccni.bus.message.PodEvent;
 import io.micrometer.core.instrument.Metrics;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -46,7 +47,7 @@ class KafkaJournalTest {
 
   @BeforeEach
   void start() throws Exception {
-    broker = new KafkaBroker(dir, "127.0.0.1", freePort(), freePort());
+    broker = new KafkaBroker(dir, "127.0.0.1", TestPorts.free(), TestPorts.free());
     broker.start();
     // the journal counts into the global registry; without a registry in it, counters count nothing
     Metrics.addRegistry(registry);
@@ -179,9 +180,5 @@ class KafkaJournalTest {
 
   static void awaitTrue(String what, BooleanSupplier condition) {
     Poll.until(what, Duration.ofSeconds(90), Duration.ofMillis(200), condition);
-  }
-
-  static int freePort() throws java.io.IOException {
-    return Poll.freePort();
   }
 }
