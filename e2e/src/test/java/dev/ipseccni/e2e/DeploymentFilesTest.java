@@ -316,8 +316,8 @@ class DeploymentFilesTest {
     List<String> lines = logicalLines(ROOT.resolve("Containerfile"));
     assertTrue(lines.stream().anyMatch(l -> l.matches("FROM debian:12-slim")), "based on debian:12-slim");
     String install = lines.stream().filter(l -> l.contains("apt-get install")).findFirst().orElse("");
-    for (String pkg : List.of("strongswan-charon", "strongswan-swanctl", "libcharon-extra-plugins", "iptables",
-        "iproute2", "openjdk-17-jre-headless", "jq", "curl")) {
+    for (String pkg : List.of("strongswan-charon", "strongswan-swanctl", "libstrongswan-standard-plugins",
+        "libcharon-extra-plugins", "iptables", "nftables", "iproute2", "openjdk-17-jre-headless", "jq", "curl")) {
       assertTrue(install.matches(".*\\s" + Pattern.quote(pkg) + "(\\s.*|$)"), "image installs " + pkg);
     }
     int copies = 0;

@@ -50,7 +50,43 @@ public final class Iptables {
     run(List.of(restore, "-w", String.valueOf(LOCK_WAIT_SECONDS), "--noflush"), script);
   }
 
+  /**
+   * Runs another command of the firewall (nft, ip xfrm) with the same prefix and timeout; fails
+   * with the command, its status and its error output unless it exits 0.
+   */
+  String run(String stdin, String... args) throws IptablesException {
+    return run(List.of(args), stdin);
+  }
+
+  /**
+   * Runs a command and returns its status with its output (stdout, or stderr when it failed),
+   * whatever the status; a command that cannot be started has status -1 and says "cannot run".
+   */
+  Outcome attempt(String... args) throws IptablesException {
+    return execute(List.of(args), "");
+  }
+
+  /** A command's exit status and what it said: stdout when it succeeded, else its error output. */
+  record Outcome(int status, String output) {}
+
   private String run(List<String> args, String stdin) throws IptablesException {
+    Outcome outcome = execute(args, stdin);
+    if (outcome.status() != 0) {
+      String detail = outcome.output().strip();
+      throw new IptablesException(detail.startsWith("cannot run '") ? detail
+          : "'" + shown(args) + "' failed with status " + outcome.status()
+              + (detail.isEmpty() ? "" : ": " + detail) + (stdin.isEmpty() ? "" : "\ninput was:\n" + stdin));
+    }
+    return outcome.output();
+  }
+
+  private String shown(List<String> args) {
+    List<String> command = new ArrayList<>(prefix);
+    command.addAll(args);
+    return String.join(" ", command);
+  }
+
+  private Outcome execute(List<String> args, String stdin) throws IptablesException {
     List<String> command = new ArrayList<>(prefix);
     command.addAll(args);
     String shown = String.join(" ", command);
@@ -58,7 +94,7 @@ public final class Iptables {
     try {
       process = new ProcessBuilder(command).start();
     } catch (IOException e) {
-      throw new IptablesException("cannot run '" + shown + "': " + e.getMessage(), e);
+      return new Outcome(-1, "cannot run '" + shown + "': " + e.getMessage());
     }
     CompletableFuture<String> err = drain(process.getErrorStream(), "stderr of " + shown);
     // stdout is read on its own thread too: a command that hangs with its output open must
@@ -75,12 +111,7 @@ public final class Iptables {
         throw new IptablesException("'" + shown + "' did not finish within " + timeoutMillis + " ms; killed it");
       }
       int status = process.exitValue();
-      if (status != 0) {
-        String detail = err.get().strip();
-        throw new IptablesException("'" + shown + "' failed with status " + status
-            + (detail.isEmpty() ? "" : ": " + detail) + (stdin.isEmpty() ? "" : "\ninput was:\n" + stdin));
-      }
-      return out.get();
+      return new Outcome(status, status == 0 ? out.get() : err.get());
     } catch (InterruptedException e) {
       process.destroyForcibly();
       Thread.currentThread().interrupt();

@@ -24,6 +24,7 @@ public final class NodeFirewall {
 
   private final FirewallSettings settings;
   private final Iptables iptables;
+  private final GuardAfterNat guardAfterNat;
   /** Foreign rules above a jump that we already moved our jump above once. */
   private final Set<String> movedAbove = new HashSet<>();
   /** Rules as this iptables prints them, where that differs from how we wrote them. */
@@ -38,6 +39,7 @@ public final class NodeFirewall {
     }
     this.settings = settings;
     this.iptables = Iptables.of(settings);
+    this.guardAfterNat = new GuardAfterNat(settings, iptables);
   }
 
   /** Removes exactly our chains and every jump to them; everything else stays as it is. */
@@ -51,9 +53,13 @@ public final class NodeFirewall {
 
   /** Asserts the chains for the given own block (empty: the guard alone) and says what it repaired. */
   public Enforcement enforce(Optional<Ipv4Cidr> ownBlock) throws IptablesException {
-    List<OwnChain> desired = OwnChains.render(settings, ownBlock);
-    Map<String, SavedTable> saved = saveTables(desired);
     List<String> repaired = new ArrayList<>();
+    boolean guarded = false;
+    if (settings.datapath() == Datapath.KERNEL && ownBlock.isPresent()) {
+      guarded = guardAfterNat.enforce(ownBlock.get(), repaired) != GuardAfterNat.Kind.NONE;
+    }
+    List<OwnChain> desired = OwnChains.render(settings, ownBlock, guarded);
+    Map<String, SavedTable> saved = saveTables(desired);
     List<String> notRepaired = new ArrayList<>();
     Map<String, StringBuilder> scripts = new LinkedHashMap<>();
     for (OwnChain chain : desired) {
@@ -69,7 +75,11 @@ public final class NodeFirewall {
       }
       LOG.info(() -> "firewall repaired: " + String.join("; ", repaired));
     }
-    return new Enforcement(desired.stream().map(OwnChain::label).toList(), repaired, notRepaired);
+    List<String> asserted = new ArrayList<>(desired.stream().map(OwnChain::label).toList());
+    if (guarded) {
+      guardAfterNat.label().ifPresent(asserted::add);
+    }
+    return new Enforcement(asserted, repaired, notRepaired);
   }
 
   /**
@@ -95,7 +105,10 @@ public final class NodeFirewall {
   private static final java.util.regex.Pattern IN_PLACE_BLOCK =
       java.util.regex.Pattern.compile("^-s (\\S+) -d \\S+ .*-j RETURN$");
 
-  /** Removes exactly our chains and every jump to them; everything else stays as it is. */
+  /**
+   * Removes exactly our chains, every jump to them and the guard after NAT (our nftables table,
+   * our two XFRM policies); everything else stays as it is.
+   */
   public void uninstall() throws IptablesException {
     List<OwnChain> ours = OwnChains.render(settings, Optional.empty());
     Map<String, SavedTable> saved = saveTables(ours);
@@ -118,9 +131,10 @@ public final class NodeFirewall {
       }
     }
     apply(scripts);
+    guardAfterNat.uninstall();
   }
 
-  /** Our chains, and jumps to them, still in the ruleset: empty after a complete {@link #uninstall}. */
+  /** Our chains, jumps to them and guard after NAT still in place: empty after a complete {@link #uninstall}. */
   public List<String> leftovers() throws IptablesException {
     List<OwnChain> ours = OwnChains.render(settings, Optional.empty());
     Map<String, SavedTable> saved = saveTables(ours);
@@ -138,6 +152,7 @@ public final class NodeFirewall {
         }
       });
     }
+    left.addAll(guardAfterNat.leftovers());
     return left;
   }
 

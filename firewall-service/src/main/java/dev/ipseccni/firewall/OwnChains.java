@@ -20,8 +20,10 @@ import java.util.Optional;
  *       source excludes the cluster CIDR so that a reply can never bypass the guard);
  *   <li>pod to pod on the local bridge (seen only with br_netfilter);
  *   <li>pod to a remote block, protected; remote block to pod, protected;
- *   <li>libipsec only: traffic from outside the cluster that a NodePort or hostPort DNATed to a
- *       remote pod, leaving through the TUN (kernel ESP: dropped by the guard, see docs/decisions.md);
+ *   <li>traffic from outside the cluster that a NodePort or hostPort DNATed to a remote pod:
+ *       libipsec, leaving through the TUN; kernel ESP, leaving anywhere but the bridge, because
+ *       the kernel encrypts it only after IPSEC-CNI-NAT gave it the gateway's source, and the
+ *       {@link GuardAfterNat} drops it there when no tunnel took it (without that guard, left out);
  *   <li>the guard: anything else to the cluster CIDR not going onto the bridge, and anything from
  *       the cluster CIDR onto the bridge that did not arrive protected, is dropped;
  *   <li>pods to the agents' ports (Hazelcast, event bus) of any node are dropped;
@@ -33,7 +35,8 @@ import java.util.Optional;
  * node's own addresses leaves on lo, and traffic to its own pods leaves on the bridge.
  *
  * <p>{@code IPSEC-CNI-POST} (mangle POSTROUTING, libipsec only): the node's own
- * traffic that kube-proxy DNATed to a pod leaves only onto the bridge or into the tunnel.
+ * traffic that kube-proxy DNATed to a pod leaves only onto the bridge or into the tunnel. With
+ * kernel ESP the {@link GuardAfterNat} does that job, after NAT.
  *
  * <p>{@code IPSEC-CNI-NAT} (first in POSTROUTING): pod addresses to remote pods keep their source
  * (ACCEPT, so kube-proxy's MASQUERADE after us does not give them the underlay address); anything
@@ -52,8 +55,18 @@ public final class OwnChains {
   public static final String INPUT_CHAIN = "IPSEC-CNI-IN";
   public static final List<String> NAMES = List.of(FORWARD_CHAIN, OUTPUT_CHAIN, NAT_CHAIN, POST_CHAIN, INPUT_CHAIN);
 
-  /** The chains for these settings; without an own block only the guard (no pod can exist yet). */
+  /** The chains for these settings, with no guard after NAT (libipsec needs none). */
   public static List<OwnChain> render(FirewallSettings settings, Optional<Ipv4Cidr> ownBlock) {
+    return render(settings, ownBlock, false);
+  }
+
+  /**
+   * The chains for these settings; without an own block only the guard (no pod can exist yet).
+   * {@code guardedAfterNat}: kernel ESP only, a {@link GuardAfterNat} is in place, so Service
+   * traffic DNATed to remote pods may pass the filter chains unprotected.
+   */
+  public static List<OwnChain> render(FirewallSettings settings, Optional<Ipv4Cidr> ownBlock,
+      boolean guardedAfterNat) {
     String cluster = settings.cluster().toString();
     String bridge = settings.bridge();
     String tunnel = settings.tunnelInterface();
@@ -77,6 +90,10 @@ public final class OwnChains {
               + comment("remote pod to pod, encrypted") + " -j ACCEPT"
           : "-s " + cluster + " -d " + block + " -i " + tunnel + " -o " + bridge
               + comment("remote pod to pod, encrypted") + " -j ACCEPT");
+    }
+    if (ownBlock.isPresent() && kernel && guardedAfterNat) {
+      forward.add("! -s " + cluster + " -d " + cluster + " ! -o " + bridge + " -m conntrack --ctstate DNAT"
+          + comment("service traffic to a remote pod, guarded after NAT") + " -j ACCEPT");
     }
     if (ownBlock.isPresent() && !kernel) {
       // A Service's NodePort (kube-proxy's DNAT) or a hostPort reached from outside the cluster,
@@ -107,6 +124,10 @@ public final class OwnChains {
         ? "-d " + cluster + " -m policy --dir out --pol ipsec" + comment("node to remote pod, encrypted") + " -j RETURN"
         : "-d " + cluster + " -o " + tunnel + comment("node to remote pod, encrypted") + " -j RETURN");
     List<String> post = new ArrayList<>();
+    if (kernel && guardedAfterNat && ownBlock.isPresent()) {
+      output.add("-d " + cluster + " -m conntrack --ctstate DNAT --ctdir ORIGINAL"
+          + comment("service traffic, guarded after NAT") + " -j RETURN");
+    }
     if (!kernel) {
       // The node's own traffic to a Service (kube-proxy's DNAT in nat OUTPUT): filter OUTPUT still
       // sees the interface of the route to the Service's address, not the pod's; the route after

@@ -60,8 +60,8 @@ class FirewallServiceTest {
     deploy(periodicOnly(Duration.ofSeconds(60)).withOwnBlock("10.128.1.0/24"));
 
     FirewallEvent event = payload(asserted.poll(10, TimeUnit.SECONDS));
-    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT", "filter/IPSEC-CNI-IN"),
-        event.chains());
+    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT", "filter/IPSEC-CNI-IN",
+        "nft/ip ipsec-cni guard-after-nat"), event.chains());
     assertTrue(event.repaired().contains("filter/FORWARD: jump to IPSEC-CNI-FWD missing"), event.repaired().toString());
     assertEquals(ComponentStatus.ready(Addresses.FIREWALL), status());
     assertTrue(ns.run("iptables", "-S", "FORWARD").contains("-j IPSEC-CNI-FWD"));
@@ -129,7 +129,7 @@ class FirewallServiceTest {
     FirewallEvent event = payload(drift.poll(30, TimeUnit.SECONDS));
     assertTrue(event.repaired().stream().allMatch(r -> r.startsWith("filter/IPSEC-CNI-FWD: rule missing")),
         event.repaired().toString());
-    assertEquals(1 + 9, ns.run("iptables", "-S", "IPSEC-CNI-FWD").lines().count(), "-N and the nine rules");
+    assertEquals(1 + 10, ns.run("iptables", "-S", "IPSEC-CNI-FWD").lines().count(), "-N and the ten rules");
   }
 
   @Test

@@ -69,9 +69,13 @@ final class Netns implements AutoCloseable {
     return exec(full, script, true).output;
   }
 
-  /** iptables-save of the whole namespace without comments lines and counters, to compare rulesets. */
+  /**
+   * iptables-save of the whole namespace without comments lines and counters, the nftables
+   * tables and the XFRM policies, to compare rulesets.
+   */
   String ruleset() {
     StringBuilder kept = new StringBuilder();
+    kept.append(run("nft", "list", "tables")).append(run("ip", "xfrm", "policy", "list"));
     for (String line : run("iptables-save").split("\n")) {
       if (!line.startsWith("#")) {
         kept.append(line.replaceAll("\\[\\d+:\\d+\\]", "[0:0]")).append('\n');
@@ -88,6 +92,22 @@ final class Netns implements AutoCloseable {
       }
     }
     throw new AssertionError("no rule in " + table + "/" + chain + " contains " + marker);
+  }
+
+  /**
+   * A prefix that runs commands inside this namespace with the named commands replaced by ones
+   * that fail as a kernel without the feature does (written into {@code bin}).
+   */
+  List<String> prefixFailing(java.nio.file.Path bin, String... commands) throws IOException {
+    for (String command : commands) {
+      java.nio.file.Path fake = bin.resolve(command);
+      java.nio.file.Files.writeString(fake, "#!/bin/sh\necho \"" + command
+          + ": Error: Could not process rule: Operation not supported\" >&2\nexit 1\n");
+      fake.toFile().setExecutable(true);
+    }
+    List<String> full = new ArrayList<>(prefix());
+    full.addAll(List.of("env", "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin"));
+    return full;
   }
 
   static String host(String... command) {

@@ -5,11 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The chains against real iptables, inside a namespace of their own. */
 class NodeFirewallTest {
@@ -48,8 +50,8 @@ class NodeFirewallTest {
     Enforcement first = new NodeFirewall(settings).enforce(Optional.of(BLOCK));
 
     assertTrue(first.repaired().contains("filter/IPSEC-CNI-FWD: chain missing"), first.repaired().toString());
-    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT", "filter/IPSEC-CNI-IN"),
-        first.chains());
+    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT", "filter/IPSEC-CNI-IN",
+        "nft/ip ipsec-cni guard-after-nat"), first.chains());
     assertTrue(ns.run("iptables", "-S", "FORWARD").contains("-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD"));
     assertEquals("-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD", firstRule("filter", "FORWARD"));
     assertEquals("-A OUTPUT -m comment --comment ipsec-cni -j IPSEC-CNI-OUT", firstRule("filter", "OUTPUT"));
@@ -118,8 +120,9 @@ class NodeFirewallTest {
 
     Enforcement repair = firewall.enforce(Optional.of(BLOCK));
 
-    // the kernel datapath's 7 forwarding rules and the 2 for the agents' ports, and one NAT rule
-    assertEquals(9 + 1, repair.repaired().size(), repair.repaired().toString());
+    // the kernel datapath's 8 forwarding rules (the guard after NAT is in place, so Service
+    // traffic to remote pods is accepted) and the 2 for the agents' ports, and one NAT rule
+    assertEquals(10 + 1, repair.repaired().size(), repair.repaired().toString());
     assertTrue(repair.repaired().stream().allMatch(r -> r.contains(": rule missing: ")), repair.repaired().toString());
     assertEquals(asserted, ns.ruleset());
   }
@@ -241,6 +244,78 @@ class NodeFirewallTest {
     IptablesException e = assertThrows(IptablesException.class,
         () -> iptables.restore("*filter\n-A NO-SUCH-CHAIN -j ACCEPT\nCOMMIT\n"));
     assertTrue(e.getMessage().contains("iptables-restore") && e.getMessage().contains("line"), e.getMessage());
+  }
+
+  @Test
+  void theGuardAfterNatIsAnNftTableReadBackAsWrittenAndRepairedWhole() throws Exception {
+    NodeFirewall firewall = new NodeFirewall(settings);
+    firewall.enforce(Optional.of(BLOCK));
+    String table = ns.run("nft", "list", "table", "ip", "ipsec-cni");
+    assertTrue(table.contains("hook postrouting priority 200") && table.contains("rt ipsec exists accept")
+        && table.contains("ip daddr 10.128.0.0/16 drop"), table);
+    assertEquals(List.of(), new NodeFirewall(settings).enforce(Optional.of(BLOCK)).repaired(),
+        "a new agent finds the table as it would write it");
+
+    ns.run("nft", "delete", "rule", "ip", "ipsec-cni", "guard-after-nat", "handle", handleOf("rt ipsec exists"));
+    assertEquals(List.of("nft/ip ipsec-cni guard-after-nat: table differs"), firewall.enforce(Optional.of(BLOCK)).repaired());
+    assertEquals(table, ns.run("nft", "list", "table", "ip", "ipsec-cni"));
+
+    ns.run("nft", "delete", "table", "ip", "ipsec-cni");
+    assertEquals(List.of("nft/ip ipsec-cni guard-after-nat: table missing"), firewall.enforce(Optional.of(BLOCK)).repaired());
+    assertEquals(table, ns.run("nft", "list", "table", "ip", "ipsec-cni"));
+  }
+
+  @Test
+  void withoutNftablesTheGuardAfterNatIsTwoXfrmPoliciesBelowCharons(@TempDir Path bin) throws Exception {
+    FirewallSettings noNft = settings.withCommandPrefix(ns.prefixFailing(bin, "nft"));
+    NodeFirewall firewall = new NodeFirewall(noNft);
+    Enforcement first = firewall.enforce(Optional.of(BLOCK));
+    assertTrue(first.chains().contains("xfrm/out policies 1000000,1000001"), first.chains().toString());
+    assertTrue(ns.run("iptables", "-S", "IPSEC-CNI-FWD").contains("service traffic to a remote pod, guarded after NAT"));
+    String policies = ns.run("ip", "xfrm", "policy", "list");
+    assertTrue(policies.contains("src 10.128.1.0/24 dst 10.128.1.0/24 \n\tdir out priority 1000000 "), policies);
+    assertTrue(policies.contains("src 10.128.1.0/24 dst 10.128.0.0/16 \n\tdir out action block priority 1000001"), policies);
+    assertEquals(List.of(), firewall.enforce(Optional.of(BLOCK)).repaired());
+
+    ns.run("ip", "xfrm", "policy", "delete", "src", "10.128.1.0/24", "dst", "10.128.0.0/16", "dir", "out");
+    assertEquals(List.of("xfrm/out: policy missing: src 10.128.1.0/24 dst 10.128.0.0/16 dir out priority 1000001"
+        + " action block"), firewall.enforce(Optional.of(BLOCK)).repaired());
+    assertEquals(policies, ns.run("ip", "xfrm", "policy", "list"));
+
+    // a charon policy (a pair's, at its own priority) is none of ours
+    ns.run("ip", "xfrm", "policy", "add", "src", "10.128.1.0/24", "dst", "10.128.2.0/24", "dir", "out", "priority", "375423");
+    Ipv4Cidr moved = Ipv4Cidr.parse("10.128.7.0/24").orElseThrow();
+    Enforcement newBlock = firewall.enforce(Optional.of(moved));
+    assertEquals(4, newBlock.repaired().stream().filter(r -> r.startsWith("xfrm/out: ")).count(), newBlock.repaired().toString());
+    String after = ns.run("ip", "xfrm", "policy", "list");
+    assertFalse(after.contains("10.128.1.0/24 dst 10.128.1.0/24") || after.contains("10.128.1.0/24 dst 10.128.0.0/16"), after);
+    assertTrue(after.contains("src 10.128.1.0/24 dst 10.128.2.0/24") && after.contains("src 10.128.7.0/24 dst 10.128.0.0/16"),
+        after);
+
+    firewall.uninstall();
+    assertEquals(List.of(), firewall.leftovers());
+    assertTrue(ns.run("ip", "xfrm", "policy", "list").contains("src 10.128.1.0/24 dst 10.128.2.0/24"),
+        "uninstall leaves charon's policy to charon");
+  }
+
+  @Test
+  void withNeitherGuardAfterNatServiceTrafficToRemotePodsIsNotAccepted(@TempDir Path bin) throws Exception {
+    FirewallSettings neither = settings.withCommandPrefix(ns.prefixFailing(bin, "nft", "ip"));
+    Enforcement enforced = new NodeFirewall(neither).enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of("filter/IPSEC-CNI-FWD", "filter/IPSEC-CNI-OUT", "nat/IPSEC-CNI-NAT", "filter/IPSEC-CNI-IN"),
+        enforced.chains());
+    assertFalse(ns.run("iptables", "-S", "IPSEC-CNI-FWD").contains("--ctstate DNAT"));
+    assertFalse(ns.run("iptables", "-S", "IPSEC-CNI-OUT").contains("--ctstate DNAT"));
+  }
+
+  private String handleOf(String ruleText) {
+    for (String line : ns.run("nft", "-a", "list", "table", "ip", "ipsec-cni").split("\n")) {
+      if (line.contains(ruleText)) {
+        return line.substring(line.lastIndexOf("# handle ") + "# handle ".length()).strip();
+      }
+    }
+    throw new AssertionError("no rule with " + ruleText);
   }
 
   private String firstRule(String table, String chain) {

@@ -4,10 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Path;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Packets, not rules: a node namespace with cni0 (10.128.1.1/24) and a pod on a veth into it, and
@@ -176,6 +178,63 @@ class PlaintextGuardDatapathTest {
   private void assertTheSynLeftThroughTheTunnelFromTheGateway() {
     assertTrue(node.packets("raw", "PREROUTING", "from-gateway") >= 1, "the SYN left through the tunnel from 10.128.1.1");
     assertEquals(0, node.packets("raw", "PREROUTING", "other-source"));
+  }
+
+  /**
+   * Kernel ESP, no tunnel (no XFRM state, no pair's policy): a NodePort request from outside and
+   * the node's own cluster-IP request, both DNATed to a remote pod, pass the filter chains (the
+   * kernel could encrypt them only after SNAT) and are dropped after NAT by the nftables guard.
+   */
+  @Test
+  void kernelServiceTrafficToARemotePodWithoutATunnelIsDroppedAfterNat() throws Exception {
+    kernelServices(settings);
+
+    peer.status("curl", "-s", "-m", "2", "http://198.51.100.1:30970/");
+    node.status("curl", "-s", "-m", "2", "http://10.96.0.10:80/");
+
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "service traffic to a remote pod, guarded after NAT") >= 1);
+    assertTrue(node.packets("filter", "IPSEC-CNI-OUT", "service traffic, guarded after NAT") >= 1);
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-destination"), "nothing to a pod address on the underlay");
+  }
+
+  /** The same with the XFRM fallback (a kernel without nf_tables for IPv4): the block policy drops it. */
+  @Test
+  void kernelServiceTrafficIsDroppedByTheXfrmBlockWhereNftablesCannot(@TempDir Path bin) throws Exception {
+    FirewallSettings noNft = settings.withCommandPrefix(node.prefixFailing(bin, "nft"));
+    kernelServices(noNft);
+
+    peer.status("curl", "-s", "-m", "2", "http://198.51.100.1:30970/");
+    node.status("curl", "-s", "-m", "2", "http://10.96.0.10:80/");
+
+    assertTrue(node.packets("filter", "IPSEC-CNI-FWD", "service traffic to a remote pod, guarded after NAT") >= 1);
+    assertEquals(0, peer.packets("raw", "PREROUTING", "pod-destination"), "nothing to a pod address on the underlay");
+    assertEquals(0, node.status("ping", "-c", "1", "-W", "2", "10.128.1.2"), "the node still reaches its own pod");
+  }
+
+  /** The control: the guard after NAT removed, the accepting rules left, the same requests leak. */
+  @Test
+  void withoutTheGuardAfterNatTheSameServiceTrafficWouldLeak() throws Exception {
+    kernelServices(settings);
+    node.run("nft", "delete", "table", "ip", "ipsec-cni");
+
+    peer.status("curl", "-s", "-m", "2", "http://198.51.100.1:30970/");
+
+    assertTrue(peer.packets("raw", "PREROUTING", "pod-destination") >= 1, "the test's leak detector sees the leak");
+  }
+
+  private void kernelServices(FirewallSettings kernel) throws Exception {
+    new NodeFirewall(kernel).enforce(Optional.of(BLOCK));
+    node.restore("""
+        *nat
+        -A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 30970 -m comment --comment nodeport -j DNAT --to-destination 10.128.2.2:8080
+        -A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment cluster-ip -j DNAT --to-destination 10.128.2.2:8080
+        COMMIT
+        """);
+    peer.restore("""
+        *raw
+        -A PREROUTING -d 10.128.0.0/16 -m comment --comment pod-destination
+        COMMIT
+        """);
   }
 
   /**
