@@ -142,8 +142,10 @@ class KernelDatapathTest {
 
   /**
    * charon on node1 stops (SIGTERM: it removes its SAs and policies from the kernel, and the
-   * table-220 routes), so nothing of IPsec is left on node1 while its pod and node keep sending
-   * to a pod on node2: the firewall's guard alone stands between them and the underlay.
+   * table-220 routes), so nothing of charon's is left on node1 while its pod and node keep sending
+   * to a pod on node2: the firewall's guards alone stand between them and the underlay (the
+   * iptables guard, and the two XFRM policies that are its guard after NAT on this kernel, whose
+   * nf_tables has no IPv4 family).
    */
   @Test
   @Order(2)
@@ -160,7 +162,9 @@ class KernelDatapathTest {
 
       lab.lab("stop-charon", "1");
       assertEquals(List.of(), KernelLab.xfrm(lab, 1, "state"), "node1: no SA left in the kernel");
-      assertEquals(List.of(), KernelLab.xfrm(lab, 1, "policy"), "node1: no IPsec policy left in the kernel");
+      Map<String, List<String>> policies = KernelLab.policiesByOwner(lab, 1);
+      assertEquals(List.of(), policies.get("charon"), "node1: no policy of charon's left in the kernel");
+      assertEquals(2, policies.get("guard").size(), "node1: the firewall's guard after NAT stays: " + policies);
       assertEquals("", lab.exec("1", "ip", "route", "show", "table", "220").orFail("table 220").stdout().trim(),
           "node1: no table-220 route left");
       int podBefore = PlaintextGuardTest.unanswered(podPing);
@@ -250,6 +254,76 @@ class KernelDatapathTest {
     IkeSa after = KernelLab.ikeSas(lab, 1).get("peer-node2");
     assertTrue(after != null && after.uniqueId().equals(oneTwo.uniqueId()),
         "node1 -> node2 kept its IKE SA: before " + oneTwo + " after " + after);
+  }
+
+  /**
+   * A ClusterIP + NodePort Service as kube-proxy writes it ({@code lab service}) over the three
+   * pods: from the outside host to node2's node port, and from node1 to the cluster IP, every
+   * request is answered and every pod answers some, so the DNATed hops to remote pods ride the
+   * tunnels (SNATed to the gateway, encrypted by the kernel after NAT); the wire shows ESP and
+   * not one pod address in clear. On this kernel the guard after NAT is the XFRM fallback.
+   */
+  @Test
+  @Order(6)
+  void servicesReachARemotePodEncryptedAndNeverInClear() throws Exception {
+    List<String> endpoints = new ArrayList<>();
+    for (String pod : podOfNode.values()) {
+      java.nio.file.Files.writeString(lab.labDir().resolve("www-" + pod).resolve("who.txt"), "pod " + pod + "\n");
+      endpoints.add(addressOfPod.get(pod) + ":8080");
+    }
+    for (int node = 1; node <= NODES; node++) {
+      assertEquals(2, KernelLab.policiesByOwner(lab, node).get("guard").size(), "node" + node + "'s guard after NAT");
+    }
+    List<String> add = new ArrayList<>(List.of("service", "add", "kernsvc", SERVICE_IP, "80", String.valueOf(NODE_PORT)));
+    add.addAll(endpoints);
+    lab.lab(add.toArray(String[]::new));
+    try (UnderlayCapture wire = UnderlayCapture.bridge(lab, "service")) {
+      // kube-proxy prepends its jumps; each agent's firewall moves its own back above them once
+      for (int node = 1; node <= NODES; node++) {
+        int n = node;
+        LabHarness.await(Duration.ofSeconds(60), "node" + n + "'s firewall jumps above kube-proxy's", () ->
+            lab.exec(String.valueOf(n), "sh", "-c", "iptables -w -t nat -S POSTROUTING | sed -n 2p;"
+                + " iptables -w -S FORWARD | sed -n 2p").stdout()
+                .equals("-A POSTROUTING -m comment --comment ipsec-cni -j IPSEC-CNI-NAT\n"
+                    + "-A FORWARD -m comment --comment ipsec-cni -j IPSEC-CNI-FWD\n"));
+      }
+      Map<String, Integer> fromOutside = serviceAnswers("outside",
+          "http://" + LabHarness.address(2) + ":" + NODE_PORT + "/who.txt");
+      Map<String, Integer> fromNode = serviceAnswers("1", "http://" + SERVICE_IP + "/who.txt");
+      wire.stop();
+      for (Map<String, Integer> answers : List.of(fromOutside, fromNode)) {
+        assertEquals(SERVICE_TRIES, answers.values().stream().mapToInt(Integer::intValue).sum(),
+            "every request answered: " + fromOutside + " (outside -> node2:" + NODE_PORT + "), " + fromNode
+                + " (node1 -> " + SERVICE_IP + ")");
+        assertEquals(new java.util.TreeSet<>(podOfNode.values()), answers.keySet(), "every pod answered some");
+      }
+      assertEquals(List.of(), wire.packets("net " + TunnelLab.CLUSTER_CIDR), wire.describe()
+          + ": packets with a pod address in clear");
+      assertTrue(!wire.packets(KernelLab.RAW_ESP + " and host " + LabHarness.address(2)).isEmpty()
+          && !wire.packets(KernelLab.RAW_ESP + " and host " + LabHarness.address(1)).isEmpty(),
+          wire.describe() + ": the Service's hops as raw ESP");
+    } finally {
+      lab.lab("service", "del", "kernsvc");
+    }
+    assertEquals("0", lab.lab("leaks").stdout().trim(), "the router saw no pod address");
+  }
+
+  static final String SERVICE_IP = "10.96.0.50";
+  static final int NODE_PORT = 30980;
+  /** With three endpoints picked at random, 30 requests miss one of them with a chance of 3 * (2/3)^30, 1.6e-5. */
+  static final int SERVICE_TRIES = 30;
+
+  /** SERVICE_TRIES requests from where, in one command; the pods that answered, with how often. */
+  private Map<String, Integer> serviceAnswers(String where, String url) {
+    String out = lab.exec(where, "sh", "-c", "for i in $(seq " + SERVICE_TRIES + "); do curl -s -m 5 " + url
+        + "; echo; done").stdout();
+    Map<String, Integer> answers = new java.util.TreeMap<>();
+    for (String line : out.lines().toList()) {
+      if (line.startsWith("pod ")) {
+        answers.merge(line.substring(4).strip(), 1, Integer::sum);
+      }
+    }
+    return answers;
   }
 
   /**

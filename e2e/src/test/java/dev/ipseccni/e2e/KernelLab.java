@@ -99,6 +99,33 @@ final class KernelLab {
         .stdout().lines().filter(l -> !l.isBlank()).toList();
   }
 
+  /** The priorities of the firewall's two XFRM policies, its guard after NAT where nftables cannot hold one. */
+  static final List<String> GUARD_PRIORITIES = List.of("1000000", "1000001");
+
+  /**
+   * node's XFRM policies, each whole (its selector line and the lines under it), under "guard"
+   * (the firewall's, at {@link #GUARD_PRIORITIES}) or "charon" (all others).
+   */
+  static Map<String, List<String>> policiesByOwner(LabHarness lab, int node) {
+    Map<String, List<String>> out = new TreeMap<>(Map.of("guard", new ArrayList<>(), "charon", new ArrayList<>()));
+    StringBuilder policy = null;
+    List<String> lines = new ArrayList<>(xfrm(lab, node, "policy"));
+    lines.add("src end");
+    for (String line : lines) {
+      if (line.startsWith("src ")) {
+        if (policy != null) {
+          String whole = policy.toString();
+          boolean guard = GUARD_PRIORITIES.stream().anyMatch(p -> whole.matches("(?s).* priority " + p + " .*"));
+          out.get(guard ? "guard" : "charon").add(whole);
+        }
+        policy = new StringBuilder(line);
+      } else if (policy != null) {
+        policy.append('\n').append(line);
+      }
+    }
+    return out;
+  }
+
   /** Bytes of the file the MTU proof moves over TCP. */
   static final int TRANSFER_BYTES = 20 * 1024 * 1024;
 
