@@ -74,7 +74,7 @@ final class GuardAfterNat {
   Kind enforce(Ipv4Cidr block, List<String> repaired) {
     if (kind != Kind.XFRM) {
       try {
-        enforceNft(block, repaired);
+        enforceNft(repaired);
         changeTo(Kind.NFTABLES, "");
         return kind;
       } catch (IptablesException e) {
@@ -115,7 +115,7 @@ final class GuardAfterNat {
     return left;
   }
 
-  private void enforceNft(Ipv4Cidr block, List<String> repaired) throws IptablesException {
+  private void enforceNft(List<String> repaired) throws IptablesException {
     List<String> wanted = tableLines();
     Optional<List<String>> found = nftTable();
     if (found.isPresent() && (found.get().equals(wanted) || found.get().equals(printedTable))) {

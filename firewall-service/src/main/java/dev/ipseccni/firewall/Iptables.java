@@ -89,7 +89,7 @@ public final class Iptables {
   private Outcome execute(List<String> args, String stdin) throws IptablesException {
     List<String> command = new ArrayList<>(prefix);
     command.addAll(args);
-    String shown = String.join(" ", command);
+    String shown = shown(args);
     Process process;
     try {
       process = new ProcessBuilder(command).start();

@@ -224,12 +224,7 @@ class PlaintextGuardDatapathTest {
 
   private void kernelServices(FirewallSettings kernel) throws Exception {
     new NodeFirewall(kernel).enforce(Optional.of(BLOCK));
-    node.restore("""
-        *nat
-        -A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 30970 -m comment --comment nodeport -j DNAT --to-destination 10.128.2.2:8080
-        -A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment cluster-ip -j DNAT --to-destination 10.128.2.2:8080
-        COMMIT
-        """);
+    kubeProxyDnatsToTheRemotePod();
     peer.restore("""
         *raw
         -A PREROUTING -d 10.128.0.0/16 -m comment --comment pod-destination
@@ -258,6 +253,16 @@ class PlaintextGuardDatapathTest {
     assertEquals(0, pod.status("ping", "-c", "1", "-W", "2", "198.51.100.2"), "the pod still reaches that host otherwise");
   }
 
+  /** Two DNATs as kube-proxy makes them, to the remote pod: a NodePort at the node's underlay address, a cluster IP. */
+  private void kubeProxyDnatsToTheRemotePod() {
+    node.restore("""
+        *nat
+        -A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 30970 -m comment --comment nodeport -j DNAT --to-destination 10.128.2.2:8080
+        -A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment cluster-ip -j DNAT --to-destination 10.128.2.2:8080
+        COMMIT
+        """);
+  }
+
   /**
    * A veth standing in for charon's TUN, routing the remote block (what is routed into it counts
    * as encrypted), the libipsec firewall, and two kube-proxy-like DNATs to the remote pod: a
@@ -272,11 +277,8 @@ class PlaintextGuardDatapathTest {
     String end = node.run("cat", "/sys/class/net/fw-tun0-end/address").trim();
     node.run("ip", "neigh", "add", REMOTE_POD, "lladdr", end, "dev", "fw-tun0", "nud", "permanent");
     new NodeFirewall(settings.withDatapath(Datapath.LIBIPSEC, "fw-tun0")).enforce(Optional.of(BLOCK));
+    kubeProxyDnatsToTheRemotePod();
     node.restore("""
-        *nat
-        -A PREROUTING -d 198.51.100.1/32 -p tcp -m tcp --dport 30970 -m comment --comment nodeport -j DNAT --to-destination 10.128.2.2:8080
-        -A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment cluster-ip -j DNAT --to-destination 10.128.2.2:8080
-        COMMIT
         *raw
         -A PREROUTING -i fw-tun0-end -s 10.128.1.1/32 -d 10.128.2.2/32 -m comment --comment from-gateway -j DROP
         -A PREROUTING -i fw-tun0-end -m comment --comment other-source -j DROP
