@@ -45,9 +45,21 @@ public record AgentConfig(
   /**
    * @param tls mutual TLS for the event bus between agents (cluster.tls); empty = plain TCP
    * @param discoveryDns members found by resolving this name (cluster.discovery.dns), instead of {@code members}
+   * @param overIpsec the cluster's ports reached only through host-to-host IPsec SAs (cluster.overIpsec;
+   *     the default with the kernel datapath, certificates and the tunnel service)
    */
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
-                        boolean liteMember, Optional<ClusterSettings.Tls> tls, Optional<String> discoveryDns) {}
+                        boolean liteMember, Optional<ClusterSettings.Tls> tls, Optional<String> discoveryDns,
+                        boolean overIpsec) {
+
+    /** The join list's addresses, without ports. */
+    public List<String> memberAddresses() {
+      return members.stream()
+          .map(m -> m.contains(":") && !m.startsWith("[") && m.indexOf(':') == m.lastIndexOf(':')
+              ? m.substring(0, m.indexOf(':')) : m)
+          .toList();
+    }
+  }
 
   /**
    * @param mtu the pods' MTU when set (network.mtu); otherwise derived from the underlay link at start
@@ -256,6 +268,13 @@ public record AgentConfig(
     }
     Path secret = r.absolutePath("secretFile", "/etc/ipsec-cni/cluster-secret");
     dev.ipseccni.tunnel.identity.IkeAuth auth = ikeAuth(r);
+    boolean ipsecCapable = datapath.equals("kernel") && auth instanceof dev.ipseccni.tunnel.identity.IkeAuth.Certificates
+        && services.contains("tunnel");
+    boolean overIpsec = r.bool("cluster.overIpsec", ipsecCapable);
+    if (overIpsec && !ipsecCapable) {
+      r.problem("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate' and the tunnel"
+          + " service (libipsec's ESP is invisible to the firewall's policy match; pair keys identify no node)");
+    }
 
     String apiAddress = r.text("api.address", underlay);
     int apiPort = r.port("api.port", 9750, true);
@@ -295,7 +314,7 @@ public record AgentConfig(
       throw new ConfigException(r.problems);
     }
     return new AgentConfig(nodeName, underlay,
-        new Cluster(clusterName, port, busPort, members, expected, lite, tls, discoveryDns),
+        new Cluster(clusterName, port, busPort, members, expected, lite, tls, discoveryDns, overIpsec),
         new Network(networkName, cidr, blockLen, preferred, bridge, mtu, cniVersion),
         List.copyOf(services), stateDir, cniSocket, confDir, new Charon(vici, datapath, ikeProposals, espProposals, auth), secret,
         new Api(apiAddress, apiPort), new Log(format, level), new Journal(kafkaBootstrap, kafkaTopic, kafkaBuffer),

@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
 
@@ -57,6 +58,15 @@ final class NodeAgent {
       return Future.failedFuture(new ConfigException(problems));
     }
     ServiceVerticles services = new ServiceVerticles(config);
+    if (services.controlPlane().isPresent()) {
+      try {
+        protectControlPlane(config, services, services.controlPlane().get());
+      } catch (Exception e) {
+        services.controlPlane().get().close();
+        return Future.failedFuture(new IllegalStateException("cannot put the control plane inside IPsec"
+            + " (cluster.overIpsec), so the node does not join: " + e.getMessage(), e));
+      }
+    }
     List<Consumer<Config>> customizers = new ArrayList<>(services.clusterCustomizers());
     long began = System.nanoTime();
     return ClusterBootstrap.join(clusterSettings(config), customizers).compose(cluster -> {
@@ -67,6 +77,40 @@ final class NodeAgent {
       NodeAgent agent = new NodeAgent(config, cluster, services);
       return agent.deploy().map(agent).recover(err -> cluster.vertx().close().transform(x -> Future.failedFuture(err)));
     });
+  }
+
+  /**
+   * Before the first packet to another member: the firewall's control-plane rules (only a
+   * host-to-host SA opens the cluster's ports, nothing leaves for them in clear) and charon's
+   * connections to the join list. The firewall keeps the pod rules of a block already in place.
+   */
+  private static void protectControlPlane(AgentConfig config, ServiceVerticles services,
+      dev.ipseccni.tunnel.ControlPlaneTunnels controlPlane) throws Exception {
+    if (config.runs(Addresses.FIREWALL)) {
+      dev.ipseccni.firewall.NodeFirewall firewall = new dev.ipseccni.firewall.NodeFirewall(services.firewallSettings());
+      firewall.enforce(firewall.blockInPlace());
+    }
+    controlPlane.start(joinAddresses(config));
+  }
+
+  /** The join list's addresses: cluster.members, or what cluster.discovery.dns resolves to now. */
+  static List<String> joinAddresses(AgentConfig config) {
+    Optional<String> dns = config.cluster().discoveryDns();
+    if (dns.isEmpty()) {
+      return config.cluster().memberAddresses();
+    }
+    try {
+      List<String> out = new ArrayList<>();
+      for (java.net.InetAddress a : java.net.InetAddress.getAllByName(dns.get())) {
+        out.add(a.getHostAddress());
+      }
+      return out;
+    } catch (java.net.UnknownHostException e) {
+      // the members that join through us are announced later (the membership listener)
+      LOG.warning("control plane: " + dns.get() + " does not resolve yet (" + e.getMessage()
+          + "): only nodes that join through this one get a connection");
+      return List.of();
+    }
   }
 
   static ClusterSettings clusterSettings(AgentConfig config) {

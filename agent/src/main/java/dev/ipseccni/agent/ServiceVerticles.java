@@ -13,6 +13,7 @@ import dev.ipseccni.firewall.FirewallSettings;
 import dev.ipseccni.ipam.BlockLeases;
 import dev.ipseccni.ipam.IpamService;
 import dev.ipseccni.ipam.IpamSettings;
+import dev.ipseccni.tunnel.ControlPlaneTunnels;
 import dev.ipseccni.tunnel.PodMtu;
 import dev.ipseccni.tunnel.Proposals;
 import dev.ipseccni.tunnel.TunnelService;
@@ -42,7 +43,39 @@ final class ServiceVerticles {
 
   /** Hazelcast settings the services need before the cluster starts. */
   List<Consumer<Config>> clusterCustomizers() {
-    return config.runs(Addresses.IPAM) ? List.of(BlockLeases.customizer(config.cluster().expectedMembers())) : List.of();
+    List<Consumer<Config>> out = new ArrayList<>();
+    if (config.runs(Addresses.IPAM)) {
+      out.add(BlockLeases.customizer(config.cluster().expectedMembers()));
+    }
+    controlPlane().ifPresent(cp -> out.add(hz -> hz.addListenerConfig(new com.hazelcast.config.ListenerConfig(
+        new com.hazelcast.cluster.InitialMembershipListener() {
+          // on Hazelcast's event thread, as the cluster announces members
+          @Override
+          public void init(com.hazelcast.cluster.InitialMembershipEvent event) {
+            event.getMembers().forEach(m -> cp.add(m.getAddress().getHost()));
+          }
+
+          @Override
+          public void memberAdded(com.hazelcast.cluster.MembershipEvent event) {
+            cp.add(event.getMember().getAddress().getHost());
+          }
+
+          @Override
+          public void memberRemoved(com.hazelcast.cluster.MembershipEvent event) {
+            // its connection stays: trap policies send it nothing but IKE
+          }
+        }))));
+    return out;
+  }
+
+  private ControlPlaneTunnels controlPlane;
+
+  /** The control plane's own IPsec connections (cluster.overIpsec), one object for the agent's life. */
+  synchronized Optional<ControlPlaneTunnels> controlPlane() {
+    if (controlPlane == null && config.cluster().overIpsec()) {
+      controlPlane = new ControlPlaneTunnels(tunnelSettings(), controlPlanePorts());
+    }
+    return Optional.ofNullable(controlPlane);
   }
 
   IpamSettings ipamSettings() {
@@ -70,7 +103,7 @@ final class ServiceVerticles {
     return new FirewallSettings(config.nodeName(), config.network().bridge(), "", config.network().clusterCidr(),
         libipsec() ? dev.ipseccni.firewall.Datapath.LIBIPSEC : dev.ipseccni.firewall.Datapath.KERNEL,
         d.tunnelInterface(), config.timings().firewallCheck(), d.commandPrefix(), d.iptablesRestore(), d.iptablesSave(),
-        d.rulesetMonitor(), controlPlanePorts());
+        d.rulesetMonitor(), controlPlanePorts(), config.cluster().overIpsec());
   }
 
   /** Hazelcast's and the event bus's ports of this node and of every listed member. */
@@ -153,7 +186,9 @@ final class ServiceVerticles {
           new NodeReadiness(vertx, config.nodeName(), NodeReadiness.components(config))));
     }
     if (config.runs(Addresses.TUNNEL)) {
-      verticles.put(Addresses.TUNNEL, new TunnelService(tunnelSettings(), events, config.timings().leaseGrace()));
+      TunnelService tunnel = new TunnelService(tunnelSettings(), events, config.timings().leaseGrace());
+      controlPlane().ifPresent(tunnel::keepControlPlane);
+      verticles.put(Addresses.TUNNEL, tunnel);
     }
     return verticles;
   }

@@ -25,6 +25,8 @@ import java.util.regex.Pattern;
  * @param controlPlanePorts the agents' TCP ports (Hazelcast's and the event bus's): pods may not
  *     open connections to them, on this node or another (a pod's traffic to a node address is
  *     masqueraded to its node's address, so the other nodes cannot tell it from its agent)
+ * @param controlPlaneOverIpsec kernel datapath only: those ports accept only what arrived through a
+ *     host-to-host (transport-mode) IPsec SA, and nothing leaves for them in clear
  */
 public record FirewallSettings(
     String nodeName,
@@ -38,7 +40,8 @@ public record FirewallSettings(
     String iptablesRestore,
     String iptablesSave,
     List<String> rulesetMonitor,
-    List<Integer> controlPlanePorts) {
+    List<Integer> controlPlanePorts,
+    boolean controlPlaneOverIpsec) {
 
   public static final String DEFAULT_BRIDGE = "cni0";
   public static final String DEFAULT_CLUSTER_CIDR = "10.128.0.0/16";
@@ -54,6 +57,14 @@ public record FirewallSettings(
     commandPrefix = List.copyOf(commandPrefix);
     rulesetMonitor = List.copyOf(rulesetMonitor);
     controlPlanePorts = List.copyOf(new java.util.TreeSet<>(controlPlanePorts));
+  }
+
+  /** Without the control plane inside IPsec. */
+  public FirewallSettings(String nodeName, String bridge, String ownBlock, String clusterCidr, Datapath datapath,
+      String tunnelInterface, Duration checkInterval, List<String> commandPrefix, String iptablesRestore,
+      String iptablesSave, List<String> rulesetMonitor, List<Integer> controlPlanePorts) {
+    this(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval, commandPrefix,
+        iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts, false);
   }
 
   /** Hazelcast's and the event bus's default ports. */
@@ -112,6 +123,9 @@ public record FirewallSettings(
         errors.add("control-plane port " + port + " is not 1..65535");
       }
     }
+    if (controlPlaneOverIpsec && datapath == Datapath.LIBIPSEC) {
+      errors.add("the control plane inside IPsec needs the kernel datapath (libipsec's ESP is invisible to iptables' policy match)");
+    }
     return errors;
   }
 
@@ -127,31 +141,36 @@ public record FirewallSettings(
 
   public FirewallSettings withOwnBlock(String block) {
     return new FirewallSettings(nodeName, bridge, block, clusterCidr, datapath, tunnelInterface, checkInterval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts, controlPlaneOverIpsec);
   }
 
   public FirewallSettings withDatapath(Datapath path, String tunnel) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, path, tunnel, checkInterval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts, controlPlaneOverIpsec);
   }
 
   public FirewallSettings withCheckInterval(Duration interval) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, interval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts, controlPlaneOverIpsec);
   }
 
   public FirewallSettings withCommandPrefix(List<String> prefix) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
-        prefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts);
+        prefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts, controlPlaneOverIpsec);
   }
 
   public FirewallSettings withControlPlanePorts(List<Integer> ports) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
-        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, ports);
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, ports, controlPlaneOverIpsec);
+  }
+
+  public FirewallSettings withControlPlaneOverIpsec(boolean overIpsec) {
+    return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
+        commandPrefix, iptablesRestore, iptablesSave, rulesetMonitor, controlPlanePorts, overIpsec);
   }
 
   public FirewallSettings withCommands(String restore, String save, List<String> monitor) {
     return new FirewallSettings(nodeName, bridge, ownBlock, clusterCidr, datapath, tunnelInterface, checkInterval,
-        commandPrefix, restore, save, monitor, controlPlanePorts);
+        commandPrefix, restore, save, monitor, controlPlanePorts, controlPlaneOverIpsec);
   }
 }

@@ -114,12 +114,26 @@ public final class OwnChains {
       input.add("-i " + bridge + " -p tcp -m tcp --dport " + port + comment("control plane: not from pods")
           + " -j DROP");
     }
+    if (kernel && settings.controlPlaneOverIpsec()) {
+      // Only another node's host-to-host SA (transport mode) opens them: not a pod's tunnel, not clear text.
+      for (int port : settings.controlPlanePorts()) {
+        input.add("-p tcp -m tcp --dport " + port + " -m policy --dir in --pol ipsec --mode transport"
+            + comment("control plane: through IPsec") + " -j RETURN");
+        input.add("! -i lo -p tcp -m tcp --dport " + port + comment("control plane: only through IPsec") + " -j DROP");
+      }
+    }
     if (ownBlock.isPresent()) {
       forward.add("-s " + ownBlock.get() + " ! -d " + cluster + " -i " + bridge + comment("pods to outside the cluster")
           + " -j ACCEPT");
     }
 
     output.add("-o lo" + comment("to the node itself") + " -j RETURN");
+    if (kernel && settings.controlPlaneOverIpsec()) {
+      for (int port : settings.controlPlanePorts()) {
+        output.add("-p tcp -m tcp --dport " + port + " -m policy --dir out --pol none"
+            + comment("control plane: never in clear") + " -j DROP");
+      }
+    }
     output.add(kernel
         ? "-d " + cluster + " -m policy --dir out --pol ipsec" + comment("node to remote pod, encrypted") + " -j RETURN"
         : "-d " + cluster + " -o " + tunnel + comment("node to remote pod, encrypted") + " -j RETURN");

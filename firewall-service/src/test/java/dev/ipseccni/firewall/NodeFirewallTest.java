@@ -83,6 +83,33 @@ class NodeFirewallTest {
   }
 
   @Test
+  void controlPlaneOverIpsecRulesReadBackAsWritten() throws Exception {
+    FirewallSettings overIpsec = settings.withControlPlaneOverIpsec(true);
+    new NodeFirewall(overIpsec).enforce(Optional.of(BLOCK));
+
+    assertEquals(List.of(), new NodeFirewall(overIpsec).enforce(Optional.of(BLOCK)).repaired());
+    String input = ns.run("iptables", "-S", "IPSEC-CNI-IN");
+    for (int port : List.of(5701, 5702)) {
+      assertTrue(input.contains("-p tcp -m tcp --dport " + port + " -m policy --dir in --pol ipsec --mode transport"),
+          input);
+      assertTrue(input.contains("! -i lo -p tcp -m tcp --dport " + port), input);
+    }
+    assertTrue(ns.run("iptables", "-S", "IPSEC-CNI-OUT").contains("--dport 5701 -m policy --dir out --pol none"));
+    assertFalse(ns.run("iptables", "-S", "IPSEC-CNI-IN").contains("--pol none"));
+
+    // without the switch the rules go again
+    Enforcement off = new NodeFirewall(settings).enforce(Optional.of(BLOCK));
+    assertFalse(off.repaired().isEmpty());
+    assertFalse(ns.run("iptables", "-S", "IPSEC-CNI-IN").contains("--pol ipsec"));
+  }
+
+  @Test
+  void controlPlaneOverIpsecIsRefusedWithLibipsec() {
+    assertTrue(settings.withDatapath(Datapath.LIBIPSEC, "ipsec0").withControlPlaneOverIpsec(true).errors().stream()
+        .anyMatch(e -> e.contains("needs the kernel datapath")));
+  }
+
+  @Test
   void guardAloneBeforeTheOwnBlockIsKnown() throws Exception {
     NodeFirewall firewall = new NodeFirewall(settings);
     firewall.enforce(Optional.empty());

@@ -1,6 +1,7 @@
 package dev.ipseccni.firewall;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -97,6 +98,52 @@ class PlaintextGuardDatapathTest {
     assertTrue(node.packets("filter", "IPSEC-CNI-OUT", "unencrypted to the cluster") >= 2);
     assertEquals(0, node.status("ping", "-c", "1", "-W", "2", "198.51.100.2"), "underlay (IKE's path) blocked");
     assertEquals(0, node.status("ping", "-c", "1", "-W", "2", "10.128.1.1"), "node's own pod-network address");
+  }
+
+  /**
+   * cluster.overIpsec: a real listener on the control port of the node and of its peer; what
+   * reaches it in clear before the rules, reaches it no more after, either way, while the node
+   * still reaches its own port on lo. (That a host-to-host SA opens it: the kernel lab.)
+   */
+  @Test
+  void overIpsecTheControlPortTakesAndSendsNothingInClear() throws Exception {
+    Process onNode = listen(node, 5701);
+    Process onPeer = listen(peer, 5701);
+    try {
+      assertTrue(connects(peer, NODE_UNDERLAY, 5701), "control: in clear from the peer before the rules");
+      assertTrue(connects(node, "198.51.100.2", 5701), "control: in clear to the peer before the rules");
+
+      new NodeFirewall(settings.withControlPlaneOverIpsec(true)).enforce(Optional.of(BLOCK));
+
+      assertFalse(connects(peer, NODE_UNDERLAY, 5701), "a connection in clear from the underlay was accepted");
+      assertFalse(connects(node, "198.51.100.2", 5701), "a connection in clear left for another node's control port");
+      assertTrue(connects(node, NODE_UNDERLAY, 5701), "the node reaches its own port (lo)");
+      assertTrue(connects(node, "127.0.0.1", 5701), "the node reaches its own port on 127.0.0.1");
+      assertTrue(node.packets("filter", "IPSEC-CNI-IN", "only through IPsec") >= 1);
+      assertTrue(node.packets("filter", "IPSEC-CNI-OUT", "never in clear") >= 1);
+    } finally {
+      onNode.destroyForcibly().waitFor();
+      onPeer.destroyForcibly().waitFor();
+    }
+  }
+
+  /** A TCP listener in the namespace, accepting and closing; returns once the port is listening. */
+  private static Process listen(Netns ns, int port) throws Exception {
+    java.util.List<String> command = new java.util.ArrayList<>(ns.prefix());
+    command.addAll(java.util.List.of("python3", "-c", "import socket\n"
+        + "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        + "s.bind(('0.0.0.0', " + port + ")); s.listen(16)\n"
+        + "while True: s.accept()[0].close()\n"));
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .start();
+    assertTrue(Netns.eventually(10_000, () -> ns.status("sh", "-c", "ss -Hltn 'sport = :" + port + "' | grep -q .") == 0),
+        ns.name + ": nothing listens on " + port);
+    return p;
+  }
+
+  /** Whether a TCP connection to address:port is set up within 3 s. */
+  private static boolean connects(Netns from, String address, int port) {
+    return from.status("timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/" + address + "/" + port) == 0;
   }
 
   @Test

@@ -148,6 +148,13 @@ public final class TunnelService extends VerticleBase {
   }
 
   /** @param leaseGrace IPAM's lease grace period: a peer not renewed for this long is no peer any more */
+  private ControlPlaneTunnels controlPlane;
+
+  /** The control plane's connections are asserted every reconcile too (a restarted charon has none). */
+  public void keepControlPlane(ControlPlaneTunnels controlPlane) {
+    this.controlPlane = controlPlane;
+  }
+
   public TunnelService(TunnelSettings settings, EventPublisher events, Duration leaseGrace) {
     this.settings = settings;
     this.events = events;
@@ -416,6 +423,13 @@ public final class TunnelService extends VerticleBase {
       secrets.refresh(now);
     } else {
       renewed = refreshIdentity();
+    }
+    if (controlPlane != null) {
+      try {
+        controlPlane.ensure();
+      } catch (IOException e) {
+        LOG.warning("control plane: cannot assert its connections in charon: " + e.getMessage());
+      }
     }
     Map<String, PeerTunnel> desired = own.map(o -> renderer.desired(o, all)).orElse(Map.of());
     // a denied node gets no tunnel: its block is not routed, its identity not accepted
