@@ -1,6 +1,7 @@
 package dev.ipseccni.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -207,6 +208,25 @@ class AgentConfigTest {
     List<String> p = c.checkEnvironment();
     assertEquals("charon.certificate: " + dir.resolve("n.crt") + " does not exist", p.get(0), p.toString());
     assertEquals(2, p.size(), "the certificate and the socket, not the secret file: " + p);
+  }
+
+  @Test
+  void theControlPlaneRidesIpsecByDefaultOnlyWhereItCan() throws Exception {
+    String node = "\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"members\":[\"192.0.2.11\","
+        + "\"192.0.2.12:5801\"]}";
+    AgentConfig defaults = parse("{" + node + "}");
+    assertTrue(defaults.cluster().overIpsec(), "kernel datapath, certificates, tunnel service");
+    assertEquals(List.of("192.0.2.11", "192.0.2.12"), defaults.cluster().memberAddresses());
+    assertFalse(parse("{" + node + ",\"charon\":{\"datapath\":\"libipsec\"}}").cluster().overIpsec());
+    assertFalse(parse("{" + node + ",\"charon\":{\"auth\":\"psk\"}}").cluster().overIpsec());
+    assertFalse(parse("{" + node + ",\"services\":[\"ipam\"]}").cluster().overIpsec());
+    assertFalse(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"overIpsec\":false}}")
+        .cluster().overIpsec(), "an operator may turn it off");
+    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
+        + "\"cluster\":{\"overIpsec\":true},\"charon\":{\"datapath\":\"libipsec\"}}");
+    assertEquals(1, p.size(), p.toString());
+    assertTrue(p.get(0).startsWith("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate'"),
+        p.get(0));
   }
 
   @Test
