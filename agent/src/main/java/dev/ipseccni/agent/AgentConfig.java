@@ -46,7 +46,7 @@ public record AgentConfig(
    * @param tls mutual TLS for the event bus between agents (cluster.tls); empty = plain TCP
    * @param discoveryDns members found by resolving this name (cluster.discovery.dns), instead of {@code members}
    * @param overIpsec the cluster's ports reached only through host-to-host IPsec SAs (cluster.overIpsec;
-   *     the default with the kernel datapath, certificates and the tunnel service)
+   *     opt-in, only with the kernel datapath, certificates and the tunnel service)
    */
   public record Cluster(String name, int port, int eventBusPort, List<String> members, int expectedMembers,
                         boolean liteMember, Optional<ClusterSettings.Tls> tls, Optional<String> discoveryDns,
@@ -270,7 +270,8 @@ public record AgentConfig(
     dev.ipseccni.tunnel.identity.IkeAuth auth = ikeAuth(r);
     boolean ipsecCapable = datapath.equals("kernel") && auth instanceof dev.ipseccni.tunnel.identity.IkeAuth.Certificates
         && services.contains("tunnel");
-    boolean overIpsec = r.bool("cluster.overIpsec", ipsecCapable);
+    // opt-in until it is proven in the kernel lab by default (docs/security.md)
+    boolean overIpsec = r.bool("cluster.overIpsec", false);
     if (overIpsec && !ipsecCapable) {
       r.problem("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate' and the tunnel"
           + " service (libipsec's ESP is invisible to the firewall's policy match; pair keys identify no node)");

@@ -211,22 +211,20 @@ class AgentConfigTest {
   }
 
   @Test
-  void theControlPlaneRidesIpsecByDefaultOnlyWhereItCan() throws Exception {
-    String node = "\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"members\":[\"192.0.2.11\","
-        + "\"192.0.2.12:5801\"]}";
-    AgentConfig defaults = parse("{" + node + "}");
-    assertTrue(defaults.cluster().overIpsec(), "kernel datapath, certificates, tunnel service");
+  void theControlPlaneRidesIpsecOnlyWhenAskedAndOnlyWhereItCan() throws Exception {
+    String node = "\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"";
+    AgentConfig defaults = parse("{" + node + ",\"cluster\":{\"members\":[\"192.0.2.11\",\"192.0.2.12:5801\"]}}");
+    assertFalse(defaults.cluster().overIpsec(), "opt-in");
     assertEquals(List.of("192.0.2.11", "192.0.2.12"), defaults.cluster().memberAddresses());
-    assertFalse(parse("{" + node + ",\"charon\":{\"datapath\":\"libipsec\"}}").cluster().overIpsec());
-    assertFalse(parse("{" + node + ",\"charon\":{\"auth\":\"psk\"}}").cluster().overIpsec());
-    assertFalse(parse("{" + node + ",\"services\":[\"ipam\"]}").cluster().overIpsec());
-    assertFalse(parse("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\",\"cluster\":{\"overIpsec\":false}}")
-        .cluster().overIpsec(), "an operator may turn it off");
-    List<String> p = problems("{\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\","
-        + "\"cluster\":{\"overIpsec\":true},\"charon\":{\"datapath\":\"libipsec\"}}");
-    assertEquals(1, p.size(), p.toString());
-    assertTrue(p.get(0).startsWith("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate'"),
-        p.get(0));
+    assertTrue(parse("{" + node + ",\"cluster\":{\"overIpsec\":true}}").cluster().overIpsec(),
+        "kernel datapath, certificates, tunnel service");
+    for (String cannot : List.of("\"charon\":{\"datapath\":\"libipsec\"}", "\"charon\":{\"auth\":\"psk\"}",
+        "\"services\":[\"ipam\"]")) {
+      List<String> p = problems("{" + node + ",\"cluster\":{\"overIpsec\":true}," + cannot + "}");
+      assertEquals(1, p.size(), p.toString());
+      assertTrue(p.get(0).startsWith("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate'"),
+          p.get(0));
+    }
   }
 
   @Test

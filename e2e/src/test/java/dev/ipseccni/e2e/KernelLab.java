@@ -199,7 +199,7 @@ final class KernelLab {
             List<String> items = new ArrayList<>();
             skipSpaces();
             while (peek() != ']') {
-              items.add(until(" ]"));
+              items.add(item());
               skipSpaces();
             }
             i++;
@@ -235,6 +235,17 @@ final class KernelLab {
       while (i < s.length() && s.charAt(i) == ' ') {
         i++;
       }
+    }
+
+    /** A list item; a traffic selector's own brackets (192.0.2.11/32[tcp/5701]) are part of it. */
+    private String item() {
+      int start = i;
+      int depth = 0;
+      while (i < s.length() && s.charAt(i) != ' ' && (s.charAt(i) != ']' || depth > 0)) {
+        depth += s.charAt(i) == '[' ? 1 : s.charAt(i) == ']' ? -1 : 0;
+        i++;
+      }
+      return s.substring(start, i);
     }
 
     private String until(String stops) {
