@@ -91,6 +91,15 @@ final class DaemonSetPod {
     return new DaemonSetPod(daemonSet, configMaps, secrets);
   }
 
+  /** A deep copy, to change without touching this one. */
+  DaemonSetPod copy() {
+    Map<String, ObjectNode> maps = new LinkedHashMap<>();
+    configMaps.forEach((k, v) -> maps.put(k, v.deepCopy()));
+    Map<String, Map<String, String>> keys = new LinkedHashMap<>();
+    secrets.forEach((k, v) -> keys.put(k, new LinkedHashMap<>(v)));
+    return new DaemonSetPod(daemonSet.deepCopy(), maps, keys);
+  }
+
   JsonNode podSpec() {
     return daemonSet.path("spec").path("template").path("spec");
   }

@@ -121,6 +121,34 @@ class ImageDaemonSetTest {
   @Test
   @Order(1)
   void everyCommandEnvVariableAndMountOfTheManifestsIsOneTheImageHasAndUses() {
+    assertEquals(List.of(), disagreements(pod), "the manifests and the image " + imageName + " disagree");
+  }
+
+  /** The check itself, on the manifests with three faults planted (a probe's command, an env var, a mount): each is named. */
+  @Test
+  @Order(1)
+  void aCommandTheImageLacksAnUnreadVariableAndAnUnusedMountAreEachNamed() {
+    DaemonSetPod planted = pod.copy();
+    for (JsonNode c : planted.podSpec().path("containers")) {
+      if (c.path("name").asText().equals("charon")) {
+        ((ObjectNode) c.path("livenessProbe").path("exec")).putArray("command").add("strongswan-stats");
+      }
+      if (c.path("name").asText().equals("agent")) {
+        ((com.fasterxml.jackson.databind.node.ArrayNode) c.path("env")).addObject()
+            .put("name", "IPSEC_CNI_LOG_LEVEL").put("value", "DEBUG");
+        ((com.fasterxml.jackson.databind.node.ArrayNode) c.path("volumeMounts")).addObject()
+            .put("name", "cni-conf").put("mountPath", "/etc/ipsec-cni/cni");
+      }
+    }
+    List<String> found = disagreements(planted);
+    assertEquals(List.of(
+        "container charon: command strongswan-stats is not in the image (PATH "
+            + String.join(":", image.path(imageName)) + ")",
+        "container agent: env IPSEC_CNI_LOG_LEVEL is read by none of [/usr/local/bin/ipsec-cni-render-config, /usr/bin/ipsec-cni]",
+        "container agent: mount /etc/ipsec-cni/cni (volume cni-conf) is a path nothing in the image uses"), found);
+  }
+
+  private List<String> disagreements(DaemonSetPod pod) {
     List<String> disagreements = new ArrayList<>();
     ObjectNode baseConfig = baseConfig();
     for (DaemonSetPod.Container c : pod.containers()) {
@@ -173,7 +201,7 @@ class ImageDaemonSetTest {
         disagreements.add("volume " + v.path("name").asText() + " is mounted by no container");
       }
     }
-    assertEquals(List.of(), disagreements, "the manifests and the image " + imageName + " disagree");
+    return disagreements;
   }
 
   @Test
