@@ -246,8 +246,12 @@ class ImageDaemonSetTest {
     // charon answers: kubelet's liveness probe, and VICI on the socket the agent shares.
     String charon = PREFIX + node + "-charon";
     List<String> probe = DaemonSetPod.strings(container("charon").spec().path("livenessProbe").path("exec").path("command"));
-    awaitOrDump(Duration.ofSeconds(60), "charon's liveness probe " + probe, started,
-        () -> image.exec(charon, probe).exitCode() == 0);
+    LabHarness.Result[] lastProbe = {null};
+    awaitOrDump(Duration.ofSeconds(60), "charon's liveness probe " + probe, started, () -> {
+      lastProbe[0] = image.exec(charon, probe);
+      return lastProbe[0].exitCode() == 0;
+    }, () -> lastProbe[0] == null ? "the probe never ran"
+        : "last probe: exit " + lastProbe[0].exitCode() + "\n" + lastProbe[0].stdout() + lastProbe[0].stderr());
     Path vici = onTheNode(container("charon"), baseConfig().path("charon").path("viciSocket").asText(), volumes);
     try (ViciSession session = ViciSession.connect(vici, Duration.ofSeconds(10))) {
       assertTrue(session.version().value("daemon").isPresent(), "charon's VICI version answer");
@@ -529,6 +533,11 @@ class ImageDaemonSetTest {
 
   /** Polls; on failure the message carries the containers' last log lines. */
   private void awaitOrDump(Duration deadline, String what, List<String> containers, java.util.function.BooleanSupplier condition) {
+    awaitOrDump(deadline, what, containers, condition, () -> "");
+  }
+
+  private void awaitOrDump(Duration deadline, String what, List<String> containers, java.util.function.BooleanSupplier condition,
+                           java.util.function.Supplier<String> lastSeen) {
     try {
       LabHarness.await(deadline, what, () -> {
         for (String c : containers) {
@@ -539,7 +548,7 @@ class ImageDaemonSetTest {
         return condition.getAsBoolean();
       });
     } catch (AssertionError e) {
-      StringBuilder logs = new StringBuilder(e.getMessage());
+      StringBuilder logs = new StringBuilder(e.getMessage()).append('\n').append(lastSeen.get());
       containers.forEach(c -> logs.append('\n').append(image.logs(c)));
       throw new AssertionError(logs.toString(), e);
     }
