@@ -227,7 +227,7 @@ class ImageDaemonSetTest {
         // the render script takes instead (IPSEC_CNI_MEMBERS) names the lab's nodes.
         env.put("IPSEC_CNI_MEMBERS", String.join(",", LabHarness.address(1), LabHarness.address(2), hostIp));
       }
-      List<String> args = runArguments(c, env, volumes);
+      List<String> args = runArguments(c, env, volumes, c.command());
       String name = PREFIX + node + "-" + c.name();
       if (c.init()) {
         LabHarness.Result r = image.runToEnd(name, args);
@@ -243,12 +243,16 @@ class ImageDaemonSetTest {
         Files.readAllBytes(cniBin.resolve("ipsec-cni")), "the plugin in " + cniBin + " is the image's");
     assertTrue(Files.isExecutable(cniBin.resolve("bridge")), "the reference bridge plugin installed into " + cniBin);
 
-    // charon answers: kubelet's liveness probe, and VICI on the socket the agent shares.
-    String charon = PREFIX + node + "-charon";
-    List<String> probe = DaemonSetPod.strings(container("charon").spec().path("livenessProbe").path("exec").path("command"));
+    // charon answers: kubelet's liveness probe, and VICI on the socket the agent shares. The
+    // probe's command runs from the image with the charon container's mounts and namespaces,
+    // in a container of its own: podman exec, run inside a chroot (scripts/fresh-root, CI),
+    // left the command in the chroot's mounts instead of the container's.
+    DaemonSetPod.Container charonContainer = container("charon");
+    List<String> probe = DaemonSetPod.strings(charonContainer.spec().path("livenessProbe").path("exec").path("command"));
+    List<String> probeRun = runArguments(charonContainer, pod.environment(charonContainer, node, hostIp), volumes, probe);
     LabHarness.Result[] lastProbe = {null};
     awaitOrDump(Duration.ofSeconds(60), "charon's liveness probe " + probe, started, () -> {
-      lastProbe[0] = image.exec(charon, probe);
+      lastProbe[0] = image.runOnce(probeRun);
       return lastProbe[0].exitCode() == 0;
     }, () -> lastProbe[0] == null ? "the probe never ran"
         : "last probe: exit " + lastProbe[0].exitCode() + "\n" + lastProbe[0].stdout() + lastProbe[0].stderr());
@@ -306,7 +310,8 @@ class ImageDaemonSetTest {
 
   // ------------------------------------------------------------------ the pod on podman
 
-  private List<String> runArguments(DaemonSetPod.Container c, Map<String, String> env, Map<String, Path> volumes) {
+  private List<String> runArguments(DaemonSetPod.Container c, Map<String, String> env, Map<String, Path> volumes,
+                                    List<String> command) {
     JsonNode spec = pod.podSpec();
     assertTrue(spec.path("hostNetwork").asBoolean(false), "the test runs host-network pods only (the DaemonSet's is)");
     List<String> args = new ArrayList<>(List.of("--pull", "never",
@@ -335,11 +340,13 @@ class ImageDaemonSetTest {
       }
       args.addAll(List.of("-v", source + ":" + m.mountPath() + (options.isEmpty() ? "" : ":" + String.join(",", options))));
     }
-    if (!c.command().isEmpty()) {
-      args.addAll(List.of("--entrypoint", LabHarness.JSON.valueToTree(c.command()).toString()));
+    if (!command.isEmpty()) {
+      args.addAll(List.of("--entrypoint", LabHarness.JSON.valueToTree(command).toString()));
     }
     args.add(imageName);
-    args.addAll(c.args());
+    if (command == c.command()) {
+      args.addAll(c.args());
+    }
     return args;
   }
 

@@ -149,9 +149,10 @@ final class NodeImage implements AutoCloseable {
     return "--- podman logs " + name + ":\n" + r.stdout() + r.stderr();
   }
 
-  LabHarness.Result exec(String name, List<String> command) {
-    List<String> args = new ArrayList<>(List.of("exec", name));
-    args.addAll(command);
+  /** podman run --rm ARGS: a command of the image, run once in a container removed on exit. */
+  LabHarness.Result runOnce(List<String> runArgs) {
+    List<String> args = new ArrayList<>(List.of("run", "--rm"));
+    args.addAll(runArgs);
     return podman(args.toArray(String[]::new));
   }
 
