@@ -336,7 +336,12 @@ public final class BlockLeases {
 
   /**
    * Renews the lease if the block is still the holder's; puts it back if the entry is gone,
-   * and claims it anew (the next epoch) if it was released meanwhile.
+   * and claims it anew (the next epoch) if it was released meanwhile. Another node's lease
+   * takes the block from the holder only at the holder's epoch or a later one: an older epoch
+   * is a stale copy of the block's past, never a take-over (epochs of a block only grow). Such
+   * a copy is what a renewal meets in the moments after a split-brain merge, when the members of
+   * the half that merged in already work on the other half's data and their own entries have not
+   * been merged in yet; giving the block up then would publish the holder's own lease as released.
    */
   static final class RenewLease implements EntryProcessor<String, String, String> {
     private static final long serialVersionUID = 1L;
@@ -350,14 +355,18 @@ public final class BlockLeases {
     public String process(Map.Entry<String, String> entry) {
       NodeBlockLease held = decode(heldJson);
       if (isTombstone(entry.getValue())) {
+        // released at our epoch or later: a new claim; released before our claim: a stale tombstone
         held = new NodeBlockLease(held.node(), held.underlayAddress(), held.block(),
-            tombstoneEpoch(entry.getValue()) + 1, held.renewedAtMillis());
+            Math.max(held.epoch(), tombstoneEpoch(entry.getValue()) + 1), held.renewedAtMillis());
       } else if (entry.getValue() != null) {
         NodeBlockLease current = decode(entry.getValue());
         if (!current.node().equals(held.node())) {
-          return entry.getValue();
+          if (current.epoch() >= held.epoch()) {
+            return entry.getValue();
+          }
+        } else if (current.epoch() >= held.epoch()) {
+          held = current;
         }
-        held = current;
       }
       String json = encode(held.renewedAt(System.currentTimeMillis()));
       entry.setValue(json);

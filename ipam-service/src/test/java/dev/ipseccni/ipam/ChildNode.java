@@ -46,13 +46,19 @@ final class ChildNode implements AutoCloseable {
   }
 
   static ChildNode start(String name, List<String> launcherPrefix, Path logDir, String... args) throws IOException {
+    return start(IpamNode.class, name, launcherPrefix, logDir, args);
+  }
+
+  /** A child running {@code mainClass} (IpamNode or another line-command member of the tests). */
+  static ChildNode start(Class<?> mainClass, String name, List<String> launcherPrefix, Path logDir, String... args)
+      throws IOException {
     List<String> cmd = new ArrayList<>(launcherPrefix);
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xmx256m");
     cmd.add("-XX:+UseSerialGC");
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
-    cmd.add(IpamNode.class.getName());
+    cmd.add(mainClass.getName());
     cmd.addAll(List.of(args));
     Files.createDirectories(logDir);
     Process p = new ProcessBuilder(cmd)
@@ -73,7 +79,7 @@ final class ChildNode implements AutoCloseable {
       }
       ProcessHandle.of(Long.parseLong(pid.trim())).ifPresent(h -> {
         String cmdline = h.info().commandLine().orElse("");
-        if (cmdline.contains(IpamNode.class.getName())) {
+        if (cmdline.contains(IpamNode.class.getName()) || cmdline.contains(LeaseMapMember.class.getName())) {
           h.destroyForcibly();
         }
       });
