@@ -147,7 +147,6 @@ public final class TunnelService extends VerticleBase {
     this(settings, events, DEFAULT_LEASE_GRACE);
   }
 
-  /** @param leaseGrace IPAM's lease grace period: a peer not renewed for this long is no peer any more */
   private ControlPlaneTunnels controlPlane;
 
   /** The control plane's connections are asserted every reconcile too (a restarted charon has none). */
@@ -155,6 +154,7 @@ public final class TunnelService extends VerticleBase {
     this.controlPlane = controlPlane;
   }
 
+  /** @param leaseGrace IPAM's lease grace period: a peer not renewed for this long is no peer any more */
   public TunnelService(TunnelSettings settings, EventPublisher events, Duration leaseGrace) {
     this.settings = settings;
     this.events = events;
