@@ -4,6 +4,7 @@ import com.hazelcast.config.Config;
 import com.hazelcast.core.HazelcastInstance;
 import dev.ipseccni.bus.Addresses;
 import dev.ipseccni.bus.EventPublisher;
+import dev.ipseccni.bus.IpPrefix;
 import dev.ipseccni.cni.CniGateway;
 import dev.ipseccni.cni.CniGatewaySettings;
 import dev.ipseccni.cni.NodeBridge;
@@ -13,6 +14,7 @@ import dev.ipseccni.firewall.FirewallSettings;
 import dev.ipseccni.ipam.BlockLeases;
 import dev.ipseccni.ipam.IpamService;
 import dev.ipseccni.ipam.IpamSettings;
+import dev.ipseccni.ipam.NodeBlocks;
 import dev.ipseccni.tunnel.ControlPlaneTunnels;
 import dev.ipseccni.tunnel.PodMtu;
 import dev.ipseccni.tunnel.Proposals;
@@ -176,7 +178,6 @@ final class ServiceVerticles {
       verticles.put(Addresses.FIREWALL, new FirewallService(firewallSettings(), events));
     }
     if (config.runs(Addresses.CNI_GATEWAY)) {
-      // the bridge before the tunnel: charon's routes take their source address from it
       CniGatewaySettings gateway = gatewaySettings();
       CniGateway cni = new CniGateway(gateway, events);
       verticles.put(Addresses.BRIDGE, new NodeBridgeKeeper(events,
@@ -188,6 +189,10 @@ final class ServiceVerticles {
     if (config.runs(Addresses.TUNNEL)) {
       TunnelService tunnel = new TunnelService(tunnelSettings(), events, config.timings().leaseGrace());
       controlPlane().ifPresent(tunnel::keepControlPlane);
+      if (config.runs(Addresses.CNI_GATEWAY)) {
+        // the bridge keeper puts the gateway on cni0: charon's routes take their source address from it
+        tunnel.loadTunnelsAfterGateway(block -> NodeBlocks.gateway(IpPrefix.parse(block)));
+      }
       verticles.put(Addresses.TUNNEL, tunnel);
     }
     return verticles;

@@ -154,6 +154,47 @@ public final class TunnelService extends VerticleBase {
     this.controlPlane = controlPlane;
   }
 
+  /** The gateway address of a block, when this node's bridge must carry it before tunnels load (null: no bridge here). */
+  private java.util.function.UnaryOperator<String> gatewayOf;
+  private java.util.function.Predicate<String> isLocalAddress = TunnelService::isLocalAddress;
+  /** The own block whose gateway was seen on this node (worker state). */
+  private String gatewaySeenFor;
+  private boolean gatewayWaitLogged;
+  private long gatewayTimer = -1;
+  /** How often a reconcile looks again while the gateway is not on the node yet. */
+  static final long GATEWAY_POLL_MILLIS = 250;
+
+  /**
+   * Peer connections are loaded only once this node carries its block's gateway address (on the
+   * bridge). charon takes the source address of a connection's route (table 220) from a local
+   * address inside the local traffic selector, and only when it installs a policy: a trap policy
+   * at load, an SA's policies when one is established. With no such address it leaves the route
+   * out without a word and does not come back to it when the address appears, so the node's own
+   * traffic to that peer's pods leaves with the underlay address as source, outside every policy,
+   * and the plaintext guard drops it.
+   *
+   * @param gatewayOf the gateway address of a block
+   * @param isLocalAddress whether an address is this node's (tests: a node in a namespace)
+   */
+  public void loadTunnelsAfterGateway(java.util.function.UnaryOperator<String> gatewayOf,
+                                      java.util.function.Predicate<String> isLocalAddress) {
+    this.gatewayOf = gatewayOf;
+    this.isLocalAddress = isLocalAddress;
+  }
+
+  /** {@link #loadTunnelsAfterGateway(java.util.function.UnaryOperator, java.util.function.Predicate)} for this JVM's node. */
+  public void loadTunnelsAfterGateway(java.util.function.UnaryOperator<String> gatewayOf) {
+    loadTunnelsAfterGateway(gatewayOf, TunnelService::isLocalAddress);
+  }
+
+  static boolean isLocalAddress(String address) {
+    try {
+      return java.net.NetworkInterface.getByInetAddress(java.net.InetAddress.getByName(address)) != null;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
   /** @param leaseGrace IPAM's lease grace period: a peer not renewed for this long is no peer any more */
   public TunnelService(TunnelSettings settings, EventPublisher events, Duration leaseGrace) {
     this.settings = settings;
@@ -228,6 +269,9 @@ public final class TunnelService extends VerticleBase {
     }
     if (retryTimer >= 0) {
       vertx.cancelTimer(retryTimer);
+    }
+    if (gatewayTimer >= 0) {
+      vertx.cancelTimer(gatewayTimer);
     }
     if (peerFollower != null) {
       peerFollower.close();
@@ -393,10 +437,13 @@ public final class TunnelService extends VerticleBase {
   /** Touched only by the one-thread VICI worker, like the session. */
   private final Map<String, Backoff> initiateBackoff = new HashMap<>();
 
-  /** What a reconcile found and did; {@code secretId} is the secret in use after it. */
+  /**
+   * What a reconcile found and did; {@code secretId} is the secret in use after it;
+   * {@code awaitingGateway}: nothing loaded because the bridge lacks the block's gateway yet.
+   */
   private record Outcome(Map<String, PeerTunnel> desired, Map<String, PeerTunnel> applied,
                          Map<String, PeerTunnel> up, String secretId, CharonAlgorithms.Verdict verdict,
-                         Optional<CharonCheck> checked) {}
+                         Optional<CharonCheck> checked, boolean awaitingGateway) {}
 
   /** Counter of reconcile runs, by outcome, in Micrometer's global registry (the agent's /metrics). */
   public static final String RECONCILE_RUNS = "ipsec.cni.tunnel.reconcile.runs";
@@ -437,7 +484,20 @@ public final class TunnelService extends VerticleBase {
     List<String> inCharon = session.getConns();
     if (own.isEmpty()) {
       // Without our own block there is nothing to render; leave charon as it is.
-      return new Outcome(desired, appliedNow, Map.of(), secretId(), verdict, takeCheck());
+      return new Outcome(desired, appliedNow, Map.of(), secretId(), verdict, takeCheck(), false);
+    }
+    if (gatewayOf != null && !own.get().block().equals(gatewaySeenFor)) {
+      String gateway = gatewayOf.apply(own.get().block());
+      if (!isLocalAddress.test(gateway)) {
+        if (!gatewayWaitLogged) {
+          gatewayWaitLogged = true;
+          LOG.info(() -> "loading no tunnel until the bridge carries the gateway " + gateway
+              + ": charon takes the source address of the tunnels' routes from it");
+        }
+        return new Outcome(desired, appliedNow, Map.of(), secretId(), verdict, takeCheck(), true);
+      }
+      gatewaySeenFor = own.get().block();
+      gatewayWaitLogged = false;
     }
     if (renewed) {
       // Only this node's identity changed, so this node re-authenticates, whichever side started the tunnel.
@@ -506,7 +566,7 @@ public final class TunnelService extends VerticleBase {
     }
     reauthenticate(sas.up().keySet());
     writeRendered(desired, t -> settings.psk() ? secrets.keysFor(peerIds.get(t.peerNode())) : null);
-    return new Outcome(desired, appliedNow, sas.up(), secretId(), verdict, takeCheck());
+    return new Outcome(desired, appliedNow, sas.up(), secretId(), verdict, takeCheck(), false);
   }
 
   /** The cluster secret in use; in certificate mode the certificate's fingerprint (only compared, never announced). */
@@ -758,6 +818,12 @@ public final class TunnelService extends VerticleBase {
       }
     }
     upTunnels = new HashMap<>(outcome.up());
+    if (outcome.awaitingGateway() && gatewayTimer < 0 && !stopped) {
+      gatewayTimer = vertx.setTimer(GATEWAY_POLL_MILLIS, id -> {
+        gatewayTimer = -1;
+        requestReconcile(false);
+      });
+    }
   }
 
   /**

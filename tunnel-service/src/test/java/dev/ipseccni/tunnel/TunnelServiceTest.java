@@ -310,6 +310,48 @@ class TunnelServiceTest {
     return request;
   }
 
+  /**
+   * charon installs a connection's route (table 220, the gateway as source) only if a local
+   * address lies in the local traffic selector when it installs the policies. node-a's bridge
+   * lacks its gateway: node-a loads no tunnel, however often it reconciles; once the address is
+   * there it loads, and charon's route to node-b's block has the gateway as its source.
+   */
+  @Test
+  void tunnelsLoadOnlyOnceTheBridgeCarriesTheGatewaySoCharonRoutesFromIt() throws Exception {
+    for (String id : deployments) {
+      vertx.undeploy(id).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+    deployments.clear();
+    String nsA = charonA.namespace();
+    NetnsLab.exec(nsA, "ip", "addr", "flush", "dev", "blk");
+    TunnelSettings settings = new TunnelSettings("node-a", "192.168.250.1", charonA.vici(), secretFile,
+        Datapath.LIBIPSEC, Proposals.DEFAULT, Duration.ofMillis(500), lab.dir().resolve("node-a").resolve("swanctl.conf"),
+        TunnelSettings.DEFAULT_SECRET_GRACE);
+    TunnelService a = new TunnelService(settings, new EventPublisher(vertx.eventBus(), "node-a", 1));
+    java.util.Map<String, String> gateways = java.util.Map.of(LEASE_A.block(), "10.128.1.1");
+    a.loadTunnelsAfterGateway(gateways::get, address -> NetnsLab.exec(nsA, "ip", "-4", "-o", "addr", "show")
+        .contains(" " + address + "/"));
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    Metrics.addRegistry(registry);
+    try {
+      deployments.add(vertx.deployVerticle(a).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS));
+      deploy("node-b", "192.168.250.2", charonB);
+      ipam.publish(Addresses.LEASE_ACQUIRED, new LeaseEvent(LEASE_B));
+      awaitReconcilesWithTheOwnLease(registry);
+      assertFalse(connsOnA(c -> true, "node-a's connections").contains("peer-node-b"),
+          "node-a loaded its tunnel before its bridge had the gateway");
+    } finally {
+      Metrics.removeRegistry(registry);
+    }
+
+    NetnsLab.exec(nsA, "ip", "addr", "add", "10.128.1.1/24", "dev", "blk");
+    next(Addresses.TUNNEL_UP, "node-a");
+    String routes = NetnsLab.exec(nsA, "ip", "route", "show", "table", "220");
+    assertTrue(routes.contains("10.128.2.0/24") && routes.contains("src 10.128.1.1"),
+        "charon's route to node-b's block from the gateway, table 220:\n" + routes);
+    awaitPing();
+  }
+
   /** Reconciles of the one tunnel service deployed, once the own lease is in: enough to have acted on it. */
   private void awaitReconcilesWithTheOwnLease(SimpleMeterRegistry registry) {
     double before = reconcileRuns(registry);
