@@ -270,8 +270,8 @@ public record AgentConfig(
     dev.ipseccni.tunnel.identity.IkeAuth auth = ikeAuth(r);
     boolean ipsecCapable = datapath.equals("kernel") && auth instanceof dev.ipseccni.tunnel.identity.IkeAuth.Certificates
         && services.contains("tunnel");
-    // opt-in until it is proven in the kernel lab by default (docs/security.md)
-    boolean overIpsec = r.bool("cluster.overIpsec", false);
+    // on wherever it can be: kernel ESP (the firewall's policy match sees it) and node certificates
+    boolean overIpsec = r.bool("cluster.overIpsec", ipsecCapable);
     if (overIpsec && !ipsecCapable) {
       r.problem("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate' and the tunnel"
           + " service (libipsec's ESP is invisible to the firewall's policy match; pair keys identify no node)");

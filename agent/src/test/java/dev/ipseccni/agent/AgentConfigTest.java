@@ -211,15 +211,15 @@ class AgentConfigTest {
   }
 
   @Test
-  void theControlPlaneRidesIpsecOnlyWhenAskedAndOnlyWhereItCan() throws Exception {
+  void theControlPlaneRidesIpsecWhereverItCanAndIsRefusedElsewhere() throws Exception {
     String node = "\"nodeName\":\"n\",\"underlayAddress\":\"192.0.2.11\"";
     AgentConfig defaults = parse("{" + node + ",\"cluster\":{\"members\":[\"192.0.2.11\",\"192.0.2.12:5801\"]}}");
-    assertFalse(defaults.cluster().overIpsec(), "opt-in");
+    assertTrue(defaults.cluster().overIpsec(), "the default with kernel datapath, certificates, tunnel service");
     assertEquals(List.of("192.0.2.11", "192.0.2.12"), defaults.cluster().memberAddresses());
-    assertTrue(parse("{" + node + ",\"cluster\":{\"overIpsec\":true}}").cluster().overIpsec(),
-        "kernel datapath, certificates, tunnel service");
+    assertFalse(parse("{" + node + ",\"cluster\":{\"overIpsec\":false}}").cluster().overIpsec(), "switched off");
     for (String cannot : List.of("\"charon\":{\"datapath\":\"libipsec\"}", "\"charon\":{\"auth\":\"psk\"}",
         "\"services\":[\"ipam\"]")) {
+      assertFalse(parse("{" + node + "," + cannot + "}").cluster().overIpsec(), "off by default with " + cannot);
       List<String> p = problems("{" + node + ",\"cluster\":{\"overIpsec\":true}," + cannot + "}");
       assertEquals(1, p.size(), p.toString());
       assertTrue(p.get(0).startsWith("cluster.overIpsec: true needs charon.datapath 'kernel', charon.auth 'certificate'"),
