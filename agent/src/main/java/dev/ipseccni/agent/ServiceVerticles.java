@@ -175,7 +175,12 @@ final class ServiceVerticles {
       verticles.put(Addresses.IPAM, ipam);
     }
     if (config.runs(Addresses.FIREWALL)) {
-      verticles.put(Addresses.FIREWALL, new FirewallService(firewallSettings(), events));
+      FirewallService firewall = new FirewallService(firewallSettings(), events);
+      if (config.charon().auth() instanceof dev.ipseccni.tunnel.identity.IkeAuth.Certificates c
+          && c.deniedNodes().isPresent()) {
+        firewall.closeControlPlaneTo(() -> dev.ipseccni.tunnel.identity.DeniedNodes.read(c.deniedNodes().get()));
+      }
+      verticles.put(Addresses.FIREWALL, firewall);
     }
     if (config.runs(Addresses.CNI_GATEWAY)) {
       CniGatewaySettings gateway = gatewaySettings();

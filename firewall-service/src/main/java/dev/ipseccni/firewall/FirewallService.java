@@ -52,6 +52,23 @@ public final class FirewallService extends VerticleBase {
   private boolean checkAgain;
   private boolean stopped;
 
+  /** Reads the names of the denied nodes (charon.deniedNodesFile); none by default. */
+  private java.util.concurrent.Callable<java.util.Set<String>> deniedNodes = java.util.Set::of;
+  /** The last underlay address each node's lease named: a denied node keeps its rules after its lease is gone. */
+  private final java.util.Map<String, String> lastAddress = new java.util.concurrent.ConcurrentHashMap<>();
+  /** Denied nodes whose address is not known, as last logged (worker state). */
+  private java.util.Set<String> unknownDenied = java.util.Set.of();
+  /** The denied nodes as last read, kept while the file cannot be read (worker state). */
+  private java.util.Set<String> lastDenied = java.util.Set.of();
+
+  /**
+   * The denied nodes lose the control plane: their addresses are dropped on its ports both ways,
+   * from the check after the file names them (the tunnel service cuts their tunnels meanwhile).
+   */
+  public void closeControlPlaneTo(java.util.concurrent.Callable<java.util.Set<String>> deniedNodes) {
+    this.deniedNodes = deniedNodes;
+  }
+
   public FirewallService(FirewallSettings settings, EventPublisher events) {
     this.settings = settings;
     this.events = events;
@@ -94,7 +111,10 @@ public final class FirewallService extends VerticleBase {
         .compose(ready -> {
           // the own lease as the one view of leases has it (ordered by epoch, resynced from the cluster)
           peerFollower = PeerView.follow(vertx, events, Addresses.FIREWALL, peers, PeerView.DEFAULT_RESYNC,
-              change -> onOwnLease(peers.own()));
+              change -> {
+                peers.leases().forEach(lease -> lastAddress.put(lease.node(), lease.underlayAddress()));
+                onOwnLease(peers.own());
+              });
           return peerFollower.started();
         })
         .compose(ready -> check())
@@ -169,7 +189,7 @@ public final class FirewallService extends VerticleBase {
   private Future<Void> check() {
     checkRunning = true;
     Optional<Ipv4Cidr> block = ownBlock.or(() -> blockInPlace);
-    return vertx.executeBlocking(() -> firewall.enforce(block), true)
+    return vertx.executeBlocking(() -> firewall.enforce(block, deniedAddresses()), true)
         .transform(result -> {
           checkRunning = false;
           if (result.succeeded()) {
@@ -183,6 +203,36 @@ public final class FirewallService extends VerticleBase {
           }
           return Future.<Void>succeededFuture();
         });
+  }
+
+  /** The denied nodes with a known address, by name; on a worker (reads the file). */
+  private java.util.Map<String, String> deniedAddresses() {
+    java.util.Map<String, String> out = new java.util.TreeMap<>();
+    java.util.Set<String> unknown = new java.util.TreeSet<>();
+    java.util.Set<String> names;
+    try {
+      names = deniedNodes.call();
+      lastDenied = names;
+    } catch (Exception e) {
+      names = lastDenied;
+      LOG.warning(() -> "cannot read the denied nodes, keeping " + lastDenied + ": " + e.getMessage());
+    }
+    for (String node : names) {
+      String address = lastAddress.get(node);
+      if (address == null || address.contains(":")) {
+        unknown.add(node);
+      } else if (!node.equals(settings.nodeName())) {
+        out.put(node, address);
+      }
+    }
+    if (!unknown.equals(unknownDenied)) {
+      unknownDenied = unknown;
+      if (!unknown.isEmpty()) {
+        LOG.warning(() -> "denied nodes " + unknown + ": no IPv4 underlay address known (no lease seen),"
+            + " so the control-plane ports are not closed to them by address");
+      }
+    }
+    return out;
   }
 
   private void onEnforced(Optional<Ipv4Cidr> block, Enforcement enforcement) {

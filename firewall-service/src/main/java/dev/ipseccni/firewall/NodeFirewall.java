@@ -53,12 +53,17 @@ public final class NodeFirewall {
 
   /** Asserts the chains for the given own block (empty: the guard alone) and says what it repaired. */
   public Enforcement enforce(Optional<Ipv4Cidr> ownBlock) throws IptablesException {
+    return enforce(ownBlock, Map.of());
+  }
+
+  /** As {@link #enforce(Optional)}, the control plane closed to the denied nodes' addresses (by node name). */
+  public Enforcement enforce(Optional<Ipv4Cidr> ownBlock, Map<String, String> deniedNodes) throws IptablesException {
     List<String> repaired = new ArrayList<>();
     boolean guarded = false;
     if (settings.datapath() == Datapath.KERNEL && ownBlock.isPresent()) {
       guarded = guardAfterNat.enforce(ownBlock.get(), repaired) != GuardAfterNat.Kind.NONE;
     }
-    List<OwnChain> desired = OwnChains.render(settings, ownBlock, guarded);
+    List<OwnChain> desired = OwnChains.render(settings, ownBlock, guarded, deniedNodes);
     Map<String, SavedTable> saved = saveTables(desired);
     List<String> notRepaired = new ArrayList<>();
     Map<String, StringBuilder> scripts = new LinkedHashMap<>();

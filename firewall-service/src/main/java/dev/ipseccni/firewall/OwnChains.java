@@ -29,7 +29,8 @@ import java.util.Optional;
  *   <li>pods to the agents' ports (Hazelcast, event bus) of any node are dropped;
  *   <li>pods to outside the cluster are accepted (and masqueraded in {@code IPSEC-CNI-NAT}).
  * </ol>
- * {@code IPSEC-CNI-IN} drops pods' connections to this node's agent ports.
+ * {@code IPSEC-CNI-IN} drops pods' connections to this node's agent ports, and every connection
+ * to them from a denied node's address ({@code IPSEC-CNI-OUT}: to its ports).
  * Everything else returns to FORWARD untouched. {@code IPSEC-CNI-OUT} is the same guard for the
  * node's own traffic: IKE between underlay addresses lies outside the cluster CIDR, traffic to the
  * node's own addresses leaves on lo, and traffic to its own pods leaves on the bridge.
@@ -67,6 +68,16 @@ public final class OwnChains {
    */
   public static List<OwnChain> render(FirewallSettings settings, Optional<Ipv4Cidr> ownBlock,
       boolean guardedAfterNat) {
+    return render(settings, ownBlock, guardedAfterNat, java.util.Map.of());
+  }
+
+  /**
+   * As above, with the denied nodes' underlay addresses ({@code charon.deniedNodesFile}, by node
+   * name): the control-plane ports are closed to and from them both ways, whether the packets
+   * come in clear or through an SA (a denied node's certificate still carries the cluster CA).
+   */
+  public static List<OwnChain> render(FirewallSettings settings, Optional<Ipv4Cidr> ownBlock,
+      boolean guardedAfterNat, java.util.Map<String, String> deniedNodes) {
     String cluster = settings.cluster().toString();
     String bridge = settings.bridge();
     String tunnel = settings.tunnelInterface();
@@ -107,6 +118,15 @@ public final class OwnChains {
     forward.add("-s " + cluster + " -o " + bridge + comment("plaintext guard: unencrypted from the cluster")
         + " -j DROP");
     List<String> input = new ArrayList<>();
+    List<String> deniedOut = new ArrayList<>();
+    new java.util.TreeMap<>(deniedNodes).forEach((node, address) -> {
+      for (int port : settings.controlPlanePorts()) {
+        input.add("-s " + address + "/32 -p tcp -m tcp --dport " + port
+            + comment("control plane: node " + node + " denied") + " -j DROP");
+        deniedOut.add("-d " + address + "/32 -p tcp -m tcp --dport " + port
+            + comment("control plane: node " + node + " denied") + " -j DROP");
+      }
+    });
     for (int port : settings.controlPlanePorts()) {
       // the agents' own ports: a pod is no member of the cluster, on this node or another
       forward.add("! -d " + cluster + " -i " + bridge + " -p tcp -m tcp --dport " + port
@@ -128,6 +148,7 @@ public final class OwnChains {
     }
 
     output.add("-o lo" + comment("to the node itself") + " -j RETURN");
+    output.addAll(deniedOut);
     if (kernel && settings.controlPlaneOverIpsec()) {
       for (int port : settings.controlPlanePorts()) {
         output.add("-p tcp -m tcp --dport " + port + " -m policy --dir out --pol none"

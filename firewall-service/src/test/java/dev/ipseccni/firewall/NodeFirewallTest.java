@@ -104,6 +104,28 @@ class NodeFirewallTest {
   }
 
   @Test
+  void deniedNodesRulesReadBackAsWrittenAndGoWithTheDenial() throws Exception {
+    FirewallSettings overIpsec = settings.withControlPlaneOverIpsec(true);
+    java.util.Map<String, String> denied = java.util.Map.of("node3", "192.0.2.13");
+    new NodeFirewall(overIpsec).enforce(Optional.of(BLOCK), denied);
+
+    assertEquals(List.of(), new NodeFirewall(overIpsec).enforce(Optional.of(BLOCK), denied).repaired());
+    List<String> input = List.of(ns.run("iptables", "-S", "IPSEC-CNI-IN").split("\n"));
+    for (int port : List.of(5701, 5702)) {
+      String drop = "-A IPSEC-CNI-IN -s 192.0.2.13/32 -p tcp -m tcp --dport " + port
+          + " -m comment --comment \"ipsec-cni: control plane: node node3 denied\" -j DROP";
+      assertTrue(input.indexOf(drop) >= 0 && input.indexOf(drop) < input.stream()
+          .filter(r -> r.contains("--pol ipsec")).map(input::indexOf).findFirst().orElseThrow(),
+          "the denied node's drop comes before what an SA opens: " + input);
+    }
+    assertTrue(ns.run("iptables", "-S", "IPSEC-CNI-OUT").contains("-d 192.0.2.13/32 -p tcp -m tcp --dport 5702"));
+
+    new NodeFirewall(overIpsec).enforce(Optional.of(BLOCK));
+    assertFalse(ns.run("iptables", "-S", "IPSEC-CNI-IN").contains("192.0.2.13"), "the drop stays after the denial");
+    assertFalse(ns.run("iptables", "-S", "IPSEC-CNI-OUT").contains("192.0.2.13"), "the drop stays after the denial");
+  }
+
+  @Test
   void controlPlaneOverIpsecIsRefusedWithLibipsec() {
     assertTrue(settings.withDatapath(Datapath.LIBIPSEC, "ipsec0").withControlPlaneOverIpsec(true).errors().stream()
         .anyMatch(e -> e.contains("needs the kernel datapath")));

@@ -127,6 +127,36 @@ class PlaintextGuardDatapathTest {
     }
   }
 
+  /**
+   * A denied node (charon.deniedNodesFile) loses the control plane by its address, both ways,
+   * also without cluster.overIpsec (its certificate would still open an SA): a real listener on
+   * the node's and on the peer's control port; only the denied address is refused.
+   */
+  @Test
+  void aDeniedNodesAddressIsClosedOutOfTheControlPortsBothWays() throws Exception {
+    Process onNode = listen(node, 5701);
+    Process onPeer = listen(peer, 5701);
+    try {
+      NodeFirewall firewall = new NodeFirewall(settings);
+      firewall.enforce(Optional.of(BLOCK), java.util.Map.of("node9", OUTSIDE));
+      assertTrue(connects(peer, NODE_UNDERLAY, 5701), "another node's address was refused");
+      assertTrue(connects(node, "198.51.100.2", 5701), "the node cannot reach a node that is not denied");
+
+      firewall.enforce(Optional.of(BLOCK), java.util.Map.of("node2", "198.51.100.2"));
+      assertFalse(connects(peer, NODE_UNDERLAY, 5701), "the denied node reached the control port");
+      assertFalse(connects(node, "198.51.100.2", 5701), "the node reached the denied node's control port");
+      assertTrue(connects(node, NODE_UNDERLAY, 5701), "the node reaches its own port (lo)");
+      assertTrue(node.packets("filter", "IPSEC-CNI-IN", "node node2 denied") >= 1);
+      assertTrue(node.packets("filter", "IPSEC-CNI-OUT", "node node2 denied") >= 1);
+
+      firewall.enforce(Optional.of(BLOCK), java.util.Map.of());
+      assertTrue(connects(peer, NODE_UNDERLAY, 5701), "the node, no longer denied, is still refused");
+    } finally {
+      onNode.destroyForcibly().waitFor();
+      onPeer.destroyForcibly().waitFor();
+    }
+  }
+
   /** A TCP listener in the namespace, accepting and closing; returns once the port is listening. */
   private static Process listen(Netns ns, int port) throws Exception {
     java.util.List<String> command = new java.util.ArrayList<>(ns.prefix());
