@@ -23,7 +23,7 @@ import java.util.function.Consumer;
  *
  * <p>Members talk on the member endpoint of Hazelcast's advanced network, not on its default
  * single port. On the single port, a connection to an address whose kernel accepts TCP but
- * whose member never answers (a member frozen by SIGSTOP, a host stalled in swap) keeps one
+ * whose member never answers (a member frozen by SIGSTOP, any listener that never reads) keeps one
  * of Hazelcast's output threads spinning on that connection until it closes, and the other
  * connections that thread writes for may be stuck behind it: a node joining while another
  * member was frozen waited there for minutes (its join requests to the live master were never
