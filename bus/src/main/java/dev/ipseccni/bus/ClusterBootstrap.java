@@ -1,8 +1,9 @@
 package dev.ipseccni.bus;
 
+import com.hazelcast.config.AdvancedNetworkConfig;
 import com.hazelcast.config.Config;
 import com.hazelcast.config.JoinConfig;
-import com.hazelcast.config.NetworkConfig;
+import com.hazelcast.config.ServerSocketEndpointConfig;
 import com.hazelcast.core.HazelcastInstance;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -19,6 +20,14 @@ import java.util.function.Consumer;
  * Starts a clustered Vert.x whose cluster manager is Hazelcast configured in code: TCP-IP
  * join to a fixed member list (no multicast, no auto-detection), bound to the node's
  * underlay address only, with heartbeats tuned so a hung member is evicted within seconds.
+ *
+ * <p>Members talk on the member endpoint of Hazelcast's advanced network, not on its default
+ * single port. On the single port, a connection to an address whose kernel accepts TCP but
+ * whose member never answers (a member frozen by SIGSTOP, any listener that never reads) keeps one
+ * of Hazelcast's output threads spinning on that connection until it closes, and the other
+ * connections that thread writes for may be stuck behind it: a node joining while another
+ * member was frozen waited there for minutes (its join requests to the live master were never
+ * written). The member endpoint waits for the peer's protocol without spinning.
  */
 public final class ClusterBootstrap {
 
@@ -74,9 +83,11 @@ public final class ClusterBootstrap {
     config.setLiteMember(settings.liteMember());
     config.getMemberAttributeConfig().setAttribute(NODE_ATTRIBUTE, settings.nodeName());
 
-    NetworkConfig network = config.getNetworkConfig();
-    network.setPort(settings.port()).setPortAutoIncrement(false);
-    network.getInterfaces().setEnabled(false);
+    AdvancedNetworkConfig network = config.getAdvancedNetworkConfig().setEnabled(true);
+    ServerSocketEndpointConfig member = new ServerSocketEndpointConfig();
+    member.setPort(settings.port()).setPortAutoIncrement(false);
+    member.getInterfaces().setEnabled(false);
+    network.setMemberEndpointConfig(member);
     JoinConfig join = network.getJoin();
     join.getMulticastConfig().setEnabled(false);
     join.getAutoDetectionConfig().setEnabled(false);

@@ -85,7 +85,9 @@ class ClusterBootstrapTest {
     var config = ClusterBootstrap.hazelcastConfig(settings("n", 1, 2));
     assertEquals("5", config.getProperty("hazelcast.max.no.heartbeat.seconds"));
     assertEquals("false", config.getProperty("hazelcast.socket.bind.any"));
-    assertTrue(!config.getNetworkConfig().getJoin().getMulticastConfig().isEnabled());
-    assertEquals(MEMBERS, config.getNetworkConfig().getJoin().getTcpIpConfig().getMembers());
+    assertTrue(config.getAdvancedNetworkConfig().isEnabled(), "members talk on the advanced network's member endpoint");
+    assertTrue(!config.getAdvancedNetworkConfig().getJoin().getMulticastConfig().isEnabled());
+    assertTrue(!config.getAdvancedNetworkConfig().getJoin().getAutoDetectionConfig().isEnabled());
+    assertEquals(MEMBERS, config.getAdvancedNetworkConfig().getJoin().getTcpIpConfig().getMembers());
   }
 }

@@ -52,10 +52,17 @@ final class ChildNode implements AutoCloseable {
   /** A child running {@code mainClass} (IpamNode or another line-command member of the tests). */
   static ChildNode start(Class<?> mainClass, String name, List<String> launcherPrefix, Path logDir, String... args)
       throws IOException {
+    return start(mainClass, name, launcherPrefix, List.of(), logDir, args);
+  }
+
+  /** The same, with extra JVM options (system properties Hazelcast reads, say). */
+  static ChildNode start(Class<?> mainClass, String name, List<String> launcherPrefix, List<String> jvmOptions,
+      Path logDir, String... args) throws IOException {
     List<String> cmd = new ArrayList<>(launcherPrefix);
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xmx256m");
     cmd.add("-XX:+UseSerialGC");
+    cmd.addAll(jvmOptions);
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(mainClass.getName());
@@ -85,6 +92,10 @@ final class ChildNode implements AutoCloseable {
       });
     }
     Files.delete(PID_FILE);
+  }
+
+  long pid() {
+    return process.pid();
   }
 
   void send(String command) {

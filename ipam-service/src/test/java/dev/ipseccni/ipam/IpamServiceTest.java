@@ -120,10 +120,10 @@ class IpamServiceTest {
     assertTrue(status.reason().contains("(2 of 2 expected members)"), status.reason());
     assertEquals(Failures.TRY_AGAIN_LATER, failure(add("c-early")).failureCode());
 
-    int p2 = Integer.parseInt(first.hazelcast().getConfig().getNetworkConfig().getJoin().getTcpIpConfig()
+    int p2 = Integer.parseInt(first.hazelcast().getConfig().getAdvancedNetworkConfig().getJoin().getTcpIpConfig()
         .getMembers().get(1).split(":")[1]);
     second = await(ClusterBootstrap.join(new ClusterSettings(CLUSTER, "ipt-b", "127.0.0.1", p2, 0,
-        first.hazelcast().getConfig().getNetworkConfig().getJoin().getTcpIpConfig().getMembers(), false,
+        first.hazelcast().getConfig().getAdvancedNetworkConfig().getJoin().getTcpIpConfig().getMembers(), false,
         ClusterSettings.Timing.DEFAULT), List.of(BlockLeases.customizer(2))));
     Poll.until("ipam ready", Duration.ofSeconds(60), () -> service.view().ready(), () -> service.view().toString());
     assertTrue(status().ready());
