@@ -6,12 +6,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ipseccni.e2e.TunnelLab.Background;
 import dev.ipseccni.e2e.TunnelLab.IkeSa;
 import dev.ipseccni.e2e.TunnelLab.UnderlayCapture;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -123,6 +129,22 @@ class KernelDatapathTest {
           + ": packets with a pod address in clear");
       assertEquals(List.of(), wire.packets(KernelLab.RAW_ESP + " and not (src net 192.0.2.0/24 and dst net 192.0.2.0/24)"),
           wire.describe() + ": ESP only between node addresses");
+      // cluster.overIpsec (the default with kernel ESP and certificates): Hazelcast's heartbeats
+      // and the pods' events crossed during the capture, inside the control plane's host-to-host SAs
+      assertEquals(List.of(), wire.packets("tcp port " + CLUSTER_PORT + " or tcp port " + EVENT_BUS_PORT),
+          wire.describe() + ": control-plane traffic in clear");
+      String src = java.util.stream.IntStream.rangeClosed(1, NODES).mapToObj(n -> "src host " + LabHarness.address(n))
+          .collect(java.util.stream.Collectors.joining(" or ", "(", ")"));
+      String dst = src.replace("src host", "dst host");
+      assertEquals(List.of(), wire.packets("ip and " + src + " and " + dst
+          + " and not (udp port 500 or " + KernelLab.RAW_ESP + ")"), wire.describe() + ": between nodes only IKE and ESP");
+    }
+    for (int node = 1; node <= NODES; node++) {
+      List<IkeSa> control = KernelLab.allIkeSas(lab, node).stream()
+          .filter(sa -> sa.conn().startsWith("control-") && sa.state().equals("ESTABLISHED") && sa.installedChildren() > 0)
+          .toList();
+      assertTrue(control.stream().mapToLong(IkeSa::packetsIn).sum() > 0,
+          "node" + node + ": the control plane's host-to-host SAs carry the cluster's traffic: " + control);
     }
 
     for (int node = 1; node <= NODES; node++) {
@@ -174,7 +196,10 @@ class KernelDatapathTest {
           () -> PlaintextGuardTest.replies(podPing) > 0 && PlaintextGuardTest.replies(nodePing) > 0);
 
       lab.lab("stop-charon", "1");
-      assertEquals(List.of(), KernelLab.xfrm(lab, 1, "state"), "node1: no SA left in the kernel");
+      // the kernel's own larval states (SPI 0) for packets its trap policies held stay until they expire
+      List<String> states = java.util.Arrays.stream(String.join("\n", KernelLab.xfrm(lab, 1, "state")).split("\n(?=src )"))
+          .filter(state -> !state.isBlank() && !state.contains("spi 0x00000000")).toList();
+      assertEquals(List.of(), states, "node1: no SA left in the kernel");
       Map<String, List<String>> policies = KernelLab.policiesByOwner(lab, 1);
       assertEquals(List.of(), policies.get("charon"), "node1: no policy of charon's left in the kernel");
       assertEquals(2, policies.get("guard").size(), "node1: the firewall's guard after NAT stays: " + policies);
@@ -323,6 +348,219 @@ class KernelDatapathTest {
     assertEquals("0", lab.lab("leaks").stdout().trim(), "the router saw no pod address");
   }
 
+  /**
+   * A host of the underlay's world (the lab's outside host) runs a real agent, configured to
+   * join the lab's cluster through node1, without a certificate: its join attempt ends with a
+   * cluster of its own, no node lists it, and node1's firewall counted what it sent in clear.
+   */
+  @Test
+  @Order(7)
+  void aHostWithoutACertificateCannotJoinTheCluster() throws Exception {
+    Path dir = lab.labDir().resolve("rogue");
+    Files.createDirectories(dir.resolve("state"));
+    Files.writeString(dir.resolve("agent.json"), """
+        {"nodeName": "rogue", "underlayAddress": "%s",
+         "cluster": {"name": "ipsec-cni-%s", "port": %d, "eventBusPort": %d, "members": ["%s:%d"], "expectedMembers": 1},
+         "services": ["ipam"], "stateDir": "%s", "api": {"address": "%s", "port": %d}}
+        """.formatted(ROGUE, TunnelLab.prefix().replaceAll("-$", ""), CLUSTER_PORT, EVENT_BUS_PORT,
+        LabHarness.address(1), CLUSTER_PORT, dir.resolve("state"), ROGUE, LabHarness.API_PORT));
+    long droppedBefore = controlDrops(1);
+    Path agent = Path.of("").toAbsolutePath().getParent().resolve("bin/ipsec-cni");
+    Process rogue = new ProcessBuilder("ip", "netns", "exec", TunnelLab.prefix() + "outside", agent.toString(), "agent",
+        "--config", dir.resolve("agent.json").toString())
+        .redirectErrorStream(true).redirectOutput(dir.resolve("agent.log").toFile()).start();
+    try {
+      // its API answers once the join attempt is over
+      LabHarness.await(Duration.ofSeconds(180), "the outside agent's join attempt over (its API answers)",
+          () -> rogueState().isPresent() || !rogue.isAlive());
+      assertTrue(rogue.isAlive(), "the outside agent runs (log " + dir.resolve("agent.log") + ")");
+      JsonNode alone = rogueState().orElseThrow();
+      assertEquals(List.of("rogue"), LabHarness.members(alone), "the outside agent is alone: " + alone);
+      for (int node = 1; node <= NODES; node++) {
+        assertEquals(List.of("node1", "node2", "node3"), LabHarness.members(lab.state(node).orElseThrow()),
+            "node" + node + "'s members");
+      }
+      assertTrue(controlDrops(1) > droppedBefore, "node1 dropped the outside agent's connection attempts in clear");
+      // its IPAM claimed a block in a cluster of its own: no lease or event of it reached ours
+      String cluster = lab.exec("1", "curl", "-s", "-f", "-m", "5", "http://" + LabHarness.address(1) + ":"
+          + LabHarness.API_PORT + "/cluster").orFail("node1 /cluster").stdout();
+      assertTrue(cluster.contains("\"node1\"") && !cluster.contains("rogue"), "node1's view of the cluster: " + cluster);
+    } finally {
+      rogue.destroy();
+      if (!rogue.waitFor(30, TimeUnit.SECONDS)) {
+        rogue.destroyForcibly().waitFor();
+      }
+    }
+  }
+
+  /**
+   * A node written into the denied-node file, whose certificate still carries the cluster CA:
+   * within a check of the others' firewalls it is out of the control plane too (node1 and node2
+   * evict it, node1 counts its dropped packets), its tunnels go, node1's and node2's pods keep
+   * talking. Taken out of the file again, it merges back and the mesh is whole.
+   */
+  @Test
+  @Order(8)
+  void aDeniedNodeLosesTheControlPlaneAndItsTunnelsWhileTheOthersKeepTalking() throws Exception {
+    Path denied = lab.labDir().resolve("denied-nodes");
+    Files.writeString(denied, "node3\n");
+    try {
+      for (int node = 1; node <= 2; node++) {
+        int n = node;
+        LabHarness.await(Duration.ofSeconds(120), "node" + n + " has evicted the denied node3",
+            () -> lab.state(n).map(LabHarness::members).orElse(List.of()).equals(List.of("node1", "node2")));
+        LabHarness.await(Duration.ofSeconds(60), "node" + n + " has no tunnel to the denied node3",
+            () -> !KernelLab.ikeSas(lab, n).containsKey("peer-node3"));
+      }
+      assertTrue(deniedDrops(1) > 0, "node1 dropped node3's control-plane packets");
+      String remotePod = addressOfPod.get(podOfNode.get(2));
+      LabHarness.await(Duration.ofSeconds(30), "pod on node1 -> pod on node2 while node3 is denied",
+          () -> TunnelLab.pingOnce(lab, "pod-" + podOfNode.get(1), remotePod));
+    } finally {
+      Files.writeString(denied, "");
+    }
+    for (int node = 1; node <= NODES; node++) {
+      int n = node;
+      LabHarness.await(RECOVERY, "node" + n + " counts node3 again once it is no longer denied",
+          () -> lab.state(n).map(LabHarness::members).orElse(List.of()).equals(List.of("node1", "node2", "node3")));
+    }
+    KernelLab.awaitFullMesh(lab, NODES);
+  }
+
+  /**
+   * A host of the underlay's world with a certificate of another CA that names node2 (its
+   * address as identity) tries to open node1's control plane, over IKE from its own charon:
+   * node1 refuses it and says why, no SA with it appears, the cluster stays as it was.
+   */
+  @Test
+  @Order(9)
+  void aCertificateOfAnotherCaPosingAsANodeIsRefusedWithTheReason() throws Exception {
+    // not under /run, where the lab dir is: the outside charon gets a /run of its own (its pid file)
+    Path dir = Files.createTempDirectory("rogue-ike");
+    Path agent = Path.of("").toAbsolutePath().getParent().resolve("bin/ipsec-cni");
+    for (List<String> pki : List.of(
+        List.of(agent.toString(), "pki", "init-ca", "--dir", dir.resolve("ca").toString(), "--name", "another CA"),
+        List.of(agent.toString(), "pki", "issue", "--ca", dir.resolve("ca").toString(), "--node", "node2",
+            "--address", LabHarness.address(2), "--out", dir.resolve("ike").toString()))) {
+      Process p = new ProcessBuilder(pki).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes());
+      assertEquals(0, p.waitFor(), pki + ": " + out);
+    }
+    Path vici = dir.resolve("charon.vici");
+    Path log = dir.resolve("charon.log");
+    Files.writeString(dir.resolve("strongswan.conf"), """
+        charon {
+          load = random nonce aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey openssl gmp curve25519 kdf kernel-netlink socket-default vici
+          plugins { vici { socket = unix://%s } }
+          filelog { rogue { path = %s
+            flush_line = yes
+            default = 1 } }
+        }
+        """.formatted(vici, log));
+    Path node1Log = lab.labDir().resolve("node1/charon.log");
+    long node1LinesBefore = Files.readAllLines(node1Log).size();
+    Process charon = new ProcessBuilder("ip", "netns", "exec", TunnelLab.prefix() + "outside", "unshare", "-m", "sh",
+        "-c", "mount -t tmpfs none /run && exec env STRONGSWAN_CONF=" + dir.resolve("strongswan.conf")
+        + " /usr/lib/ipsec/charon").redirectErrorStream(true).redirectOutput(dir.resolve("charon.out").toFile()).start();
+    try {
+      LabHarness.await(Duration.ofSeconds(30), "the outside host's charon answers on VICI", () -> {
+        try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(vici)) {
+          s.version();
+          return true;
+        } catch (IOException e) {
+          return false;
+        }
+      });
+      try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(vici)) {
+        s.loadKey("any", Files.readString(dir.resolve("ike/node.key")));
+        s.loadCert("x509", "none", Files.readString(dir.resolve("ike/node.crt")));
+        var B = (java.util.function.Supplier<dev.ipseccni.tunnel.vici.ViciMessage.Builder>)
+            dev.ipseccni.tunnel.vici.ViciMessage::builder;
+        s.loadConn("pose", B.get().put("version", 2)
+            .list("local_addrs", List.of(ROGUE)).list("remote_addrs", List.of(LabHarness.address(1)))
+            .put("encap", false).put("mobike", false).list("proposals", List.of("aes256gcm16-prfsha256-x25519"))
+            .section("local", B.get().put("auth", "pubkey").put("id", LabHarness.address(2)).build())
+            .section("remote", B.get().put("auth", "pubkey").put("id", LabHarness.address(1)).build())
+            .section("children", B.get().section("dial", B.get()
+                .list("local_ts", List.of(ROGUE + "/32[tcp]"))
+                .list("remote_ts", List.of(LabHarness.address(1) + "/32[tcp/" + CLUSTER_PORT + "]"))
+                .list("esp_proposals", List.of("aes256gcm16-x25519")).put("mode", "transport").build()).build())
+            .build());
+        org.junit.jupiter.api.Assertions.assertThrows(dev.ipseccni.tunnel.vici.ViciException.class,
+            () -> s.initiate("dial", "pose", 30_000), "node1 let the other CA's certificate in");
+      }
+      LabHarness.await(Duration.ofSeconds(10), "the outside host's charon logs node1's AUTHENTICATION_FAILED",
+          () -> {
+            try {
+              return Files.readString(log).contains("AUTHENTICATION_FAILED");
+            } catch (IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          });
+      List<String> node1Lines = new ArrayList<>();
+      try {
+        LabHarness.await(Duration.ofSeconds(30), "node1's charon says why it refused the certificate", () -> {
+          List<String> lines;
+          try {
+            lines = Files.readAllLines(node1Log);
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+          node1Lines.clear();
+          node1Lines.addAll(lines.subList((int) Math.min(node1LinesBefore, lines.size()), lines.size()));
+          return node1Lines.stream().anyMatch(l -> l.contains("issuer is \"CN=another CA\""))
+              && node1Lines.stream().anyMatch(l -> l.contains("<control-any|") && l.contains("N(AUTH_FAILED)"));
+        });
+      } catch (AssertionError e) {
+        throw new AssertionError(e.getMessage() + "; node1's charon meanwhile:\n" + node1Lines.stream()
+            .filter(l -> l.contains(ROGUE) || l.contains("<control-any")).collect(java.util.stream.Collectors.joining("\n")), e);
+      }
+      assertTrue(KernelLab.xfrm(lab, 1, "state").stream().noneMatch(l -> l.contains(ROGUE)), "node1 has an SA with "
+          + ROGUE);
+      for (int node = 1; node <= NODES; node++) {
+        assertEquals(List.of("node1", "node2", "node3"), LabHarness.members(lab.state(node).orElseThrow()),
+            "node" + node + "'s members");
+      }
+    } finally {
+      charon.destroy();
+      if (!charon.waitFor(30, TimeUnit.SECONDS)) {
+        charon.destroyForcibly().waitFor();
+      }
+      try (var files = Files.walk(dir)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      }
+    }
+  }
+
+  private long deniedDrops(int node) {
+    String table = lab.exec(String.valueOf(node), "iptables", "-w", "-L", "IPSEC-CNI-IN", "-v", "-n", "-x")
+        .orFail("node" + node + " IPSEC-CNI-IN").stdout();
+    return table.lines().filter(l -> l.contains("node node3 denied"))
+        .mapToLong(l -> Long.parseLong(l.trim().split("\\s+")[0])).sum();
+  }
+
+  private static final String ROGUE = "198.51.100.10";
+
+  private Optional<JsonNode> rogueState() {
+    LabHarness.Result r = lab.exec("outside", "curl", "-s", "-f", "-m", "3",
+        "http://" + ROGUE + ":" + LabHarness.API_PORT + "/state");
+    try {
+      return r.exitCode() == 0 ? Optional.of(new ObjectMapper().readTree(r.stdout())) : Optional.empty();
+    } catch (IOException e) {
+      throw new AssertionError("the outside agent's /state is not JSON: " + r.stdout(), e);
+    }
+  }
+
+  /** Packets node's firewall dropped on the control ports for arriving without IPsec. */
+  private long controlDrops(int node) {
+    String table = lab.exec(String.valueOf(node), "iptables", "-w", "-L", "IPSEC-CNI-IN", "-v", "-n", "-x")
+        .orFail("node" + node + " IPSEC-CNI-IN").stdout();
+    return table.lines().filter(l -> l.contains("only through IPsec"))
+        .mapToLong(l -> Long.parseLong(l.trim().split("\\s+")[0])).sum();
+  }
+
+  static final int CLUSTER_PORT = 5701;
+  static final int EVENT_BUS_PORT = 5702;
   static final String SERVICE_IP = "10.96.0.50";
   static final int NODE_PORT = 30980;
   /** With three endpoints picked at random, 30 requests miss one of them with a chance of 3 * (2/3)^30, 1.6e-5. */
