@@ -446,8 +446,75 @@ class KernelDatapathTest {
       String out = new String(p.getInputStream().readAllBytes());
       assertEquals(0, p.waitFor(), pki + ": " + out);
     }
-    Path vici = dir.resolve("charon.vici");
-    Path log = dir.resolve("charon.log");
+    Path node1Log = lab.labDir().resolve("node1/charon.log");
+    long node1LinesBefore = Files.readAllLines(node1Log).size();
+    Process charon = startOutsideCharon(dir);
+    try {
+      try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(dir.resolve("charon.vici"))) {
+        s.loadKey("any", Files.readString(dir.resolve("ike/node.key")));
+        s.loadCert("x509", "none", Files.readString(dir.resolve("ike/node.crt")));
+        s.loadConn("pose", poseTo1As(LabHarness.address(2)));
+        org.junit.jupiter.api.Assertions.assertThrows(dev.ipseccni.tunnel.vici.ViciException.class,
+            () -> s.initiate("dial", "pose", 30_000), "node1 let the other CA's certificate in");
+      }
+      awaitLine(dir.resolve("charon.log"), 0, "the outside host's charon logs node1's AUTHENTICATION_FAILED",
+          l -> l.contains("AUTHENTICATION_FAILED"));
+      List<String> node1Lines = awaitLine(node1Log, node1LinesBefore, "node1's charon says why it refused the certificate",
+          l -> l.contains("issuer is \"CN=another CA\""));
+      assertTrue(node1Lines.stream().anyMatch(l -> l.contains("<control-any|") && l.contains("N(AUTH_FAILED)")),
+          "node1 answered AUTH_FAILED: " + node1Lines);
+      assertTrue(KernelLab.xfrm(lab, 1, "state").stream().noneMatch(l -> l.contains(ROGUE)), "node1 has an SA with "
+          + ROGUE);
+      assertAllThreeMembersEverywhere();
+    } finally {
+      stopOutsideCharon(charon, dir);
+    }
+  }
+
+  /**
+   * node3's own key and certificate (of the cluster CA: stolen, or node3's before it was
+   * denied) used from the outside host: charon on node1 accepts the certificate, and node1's
+   * agent terminates the control SA the moment it is up, since the identity is not the address
+   * it came from (at once, without waiting for the host's answer). No SA with the host stays,
+   * the cluster is as it was.
+   */
+  @Test
+  @Order(10)
+  void aNodesCertificateUsedFromAnotherHostIsCutOffAtOnce() throws Exception {
+    Path dir = Files.createTempDirectory("stolen-ike");
+    Path agentLog = lab.nodeDir(1).resolve("agent.log");
+    long agentLinesBefore = Files.readAllLines(agentLog).size();
+    Process charon = startOutsideCharon(dir);
+    try {
+      try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(dir.resolve("charon.vici"))) {
+        s.loadKey("any", Files.readString(lab.nodeDir(3).resolve("ike/node.key")));
+        s.loadCert("x509", "none", Files.readString(lab.nodeDir(3).resolve("ike/node.crt")));
+        s.loadConn("pose", poseTo1As(LabHarness.address(3)));
+        try {
+          s.initiate("dial", "pose", 30_000);
+        } catch (dev.ipseccni.tunnel.vici.ViciException cutBeforeItsChildSa) {
+          // node1 may terminate the IKE SA before charon here reports the CHILD SA
+        }
+      }
+      awaitLine(agentLog, agentLinesBefore, "node1's agent refuses the SA from " + ROGUE,
+          l -> l.contains("control plane: refused IKE SA") && l.contains(ROGUE) && l.contains(LabHarness.address(3)));
+      LabHarness.await(Duration.ofSeconds(30), "no SA of node1 with " + ROGUE,
+          () -> KernelLab.xfrm(lab, 1, "state").stream().noneMatch(l -> l.contains(ROGUE)));
+      assertAllThreeMembersEverywhere();
+    } finally {
+      stopOutsideCharon(charon, dir);
+    }
+  }
+
+  private void assertAllThreeMembersEverywhere() {
+    for (int node = 1; node <= NODES; node++) {
+      assertEquals(List.of("node1", "node2", "node3"), LabHarness.members(lab.state(node).orElseThrow()),
+          "node" + node + "'s members");
+    }
+  }
+
+  /** A charon of the lab's outside host, its files in {@code dir}, answering on VICI. */
+  private static Process startOutsideCharon(Path dir) throws Exception {
     Files.writeString(dir.resolve("strongswan.conf"), """
         charon {
           load = random nonce aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey openssl gmp curve25519 kdf kernel-netlink socket-default vici
@@ -456,80 +523,67 @@ class KernelDatapathTest {
             flush_line = yes
             default = 1 } }
         }
-        """.formatted(vici, log));
-    Path node1Log = lab.labDir().resolve("node1/charon.log");
-    long node1LinesBefore = Files.readAllLines(node1Log).size();
+        """.formatted(dir.resolve("charon.vici"), dir.resolve("charon.log")));
     Process charon = new ProcessBuilder("ip", "netns", "exec", TunnelLab.prefix() + "outside", "unshare", "-m", "sh",
         "-c", "mount -t tmpfs none /run && exec env STRONGSWAN_CONF=" + dir.resolve("strongswan.conf")
         + " /usr/lib/ipsec/charon").redirectErrorStream(true).redirectOutput(dir.resolve("charon.out").toFile()).start();
-    try {
-      LabHarness.await(Duration.ofSeconds(30), "the outside host's charon answers on VICI", () -> {
-        try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(vici)) {
-          s.version();
-          return true;
-        } catch (IOException e) {
-          return false;
-        }
-      });
-      try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(vici)) {
-        s.loadKey("any", Files.readString(dir.resolve("ike/node.key")));
-        s.loadCert("x509", "none", Files.readString(dir.resolve("ike/node.crt")));
-        var B = (java.util.function.Supplier<dev.ipseccni.tunnel.vici.ViciMessage.Builder>)
-            dev.ipseccni.tunnel.vici.ViciMessage::builder;
-        s.loadConn("pose", B.get().put("version", 2)
-            .list("local_addrs", List.of(ROGUE)).list("remote_addrs", List.of(LabHarness.address(1)))
-            .put("encap", false).put("mobike", false).list("proposals", List.of("aes256gcm16-prfsha256-x25519"))
-            .section("local", B.get().put("auth", "pubkey").put("id", LabHarness.address(2)).build())
-            .section("remote", B.get().put("auth", "pubkey").put("id", LabHarness.address(1)).build())
-            .section("children", B.get().section("dial", B.get()
-                .list("local_ts", List.of(ROGUE + "/32[tcp]"))
-                .list("remote_ts", List.of(LabHarness.address(1) + "/32[tcp/" + CLUSTER_PORT + "]"))
-                .list("esp_proposals", List.of("aes256gcm16-x25519")).put("mode", "transport").build()).build())
-            .build());
-        org.junit.jupiter.api.Assertions.assertThrows(dev.ipseccni.tunnel.vici.ViciException.class,
-            () -> s.initiate("dial", "pose", 30_000), "node1 let the other CA's certificate in");
+    LabHarness.await(Duration.ofSeconds(30), "the outside host's charon answers on VICI", () -> {
+      try (var s = dev.ipseccni.tunnel.vici.ViciSession.connect(dir.resolve("charon.vici"))) {
+        s.version();
+        return true;
+      } catch (IOException e) {
+        return false;
       }
-      LabHarness.await(Duration.ofSeconds(10), "the outside host's charon logs node1's AUTHENTICATION_FAILED",
-          () -> {
-            try {
-              return Files.readString(log).contains("AUTHENTICATION_FAILED");
-            } catch (IOException e) {
-              throw new java.io.UncheckedIOException(e);
-            }
-          });
-      List<String> node1Lines = new ArrayList<>();
-      try {
-        LabHarness.await(Duration.ofSeconds(30), "node1's charon says why it refused the certificate", () -> {
-          List<String> lines;
-          try {
-            lines = Files.readAllLines(node1Log);
-          } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
-          }
-          node1Lines.clear();
-          node1Lines.addAll(lines.subList((int) Math.min(node1LinesBefore, lines.size()), lines.size()));
-          return node1Lines.stream().anyMatch(l -> l.contains("issuer is \"CN=another CA\""))
-              && node1Lines.stream().anyMatch(l -> l.contains("<control-any|") && l.contains("N(AUTH_FAILED)"));
-        });
-      } catch (AssertionError e) {
-        throw new AssertionError(e.getMessage() + "; node1's charon meanwhile:\n" + node1Lines.stream()
-            .filter(l -> l.contains(ROGUE) || l.contains("<control-any")).collect(java.util.stream.Collectors.joining("\n")), e);
-      }
-      assertTrue(KernelLab.xfrm(lab, 1, "state").stream().noneMatch(l -> l.contains(ROGUE)), "node1 has an SA with "
-          + ROGUE);
-      for (int node = 1; node <= NODES; node++) {
-        assertEquals(List.of("node1", "node2", "node3"), LabHarness.members(lab.state(node).orElseThrow()),
-            "node" + node + "'s members");
-      }
-    } finally {
-      charon.destroy();
-      if (!charon.waitFor(30, TimeUnit.SECONDS)) {
-        charon.destroyForcibly().waitFor();
-      }
-      try (var files = Files.walk(dir)) {
-        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-      }
+    });
+    return charon;
+  }
+
+  private static void stopOutsideCharon(Process charon, Path dir) throws Exception {
+    charon.destroy();
+    if (!charon.waitFor(30, TimeUnit.SECONDS)) {
+      charon.destroyForcibly().waitFor();
     }
+    try (var files = Files.walk(dir)) {
+      files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+    }
+  }
+
+  /** A connection from the outside host to node1's Hazelcast port, with {@code identity} as its IKE identity. */
+  private static dev.ipseccni.tunnel.vici.ViciMessage poseTo1As(String identity) {
+    var b = (java.util.function.Supplier<dev.ipseccni.tunnel.vici.ViciMessage.Builder>)
+        dev.ipseccni.tunnel.vici.ViciMessage::builder;
+    return b.get().put("version", 2)
+        .list("local_addrs", List.of(ROGUE)).list("remote_addrs", List.of(LabHarness.address(1)))
+        .put("encap", false).put("mobike", false).list("proposals", List.of("aes256gcm16-prfsha256-x25519"))
+        .section("local", b.get().put("auth", "pubkey").put("id", identity).build())
+        .section("remote", b.get().put("auth", "pubkey").put("id", LabHarness.address(1)).build())
+        .section("children", b.get().section("dial", b.get()
+            .list("local_ts", List.of(ROGUE + "/32[tcp]"))
+            .list("remote_ts", List.of(LabHarness.address(1) + "/32[tcp/" + CLUSTER_PORT + "]"))
+            .list("esp_proposals", List.of("aes256gcm16-x25519")).put("mode", "transport").build()).build())
+        .build();
+  }
+
+  /** Waits for a line of {@code file} after its first {@code skip} lines; returns those lines. */
+  private static List<String> awaitLine(Path file, long skip, String what, java.util.function.Predicate<String> line) {
+    List<String> seen = new ArrayList<>();
+    try {
+      LabHarness.await(Duration.ofSeconds(30), what, () -> {
+        List<String> lines;
+        try {
+          lines = Files.readAllLines(file);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+        seen.clear();
+        seen.addAll(lines.subList((int) Math.min(skip, lines.size()), lines.size()));
+        return seen.stream().anyMatch(line);
+      });
+    } catch (AssertionError e) {
+      throw new AssertionError(e.getMessage() + "; " + file + " meanwhile:\n" + seen.stream()
+          .filter(l -> l.contains(ROGUE) || l.contains("control")).collect(java.util.stream.Collectors.joining("\n")), e);
+    }
+    return List.copyOf(seen);
   }
 
   private long deniedDrops(int node) {

@@ -34,6 +34,12 @@ import java.util.logging.Logger;
  * names of the pod tunnels: charon tells the two kinds of connection between the same pair of
  * addresses apart by the identity the peer presents. Connections are only added while the agent
  * runs: an address that left keeps its trap policies, which send nothing but IKE to it.
+ *
+ * <p>A node's certificate is good for the control plane only from the address it names: charon
+ * checks the certificate, not where the peer sits, so a control IKE SA whose peer identity is
+ * not the address it came from (a node's key used from another host, a revoked node's among
+ * them) is terminated the moment charon reports it up, before the peer's first retransmitted
+ * SYN. The firewall closes a denied node's own address.
  */
 public final class ControlPlaneTunnels implements AutoCloseable {
   public static final String PREFIX = "control-";
@@ -131,6 +137,8 @@ public final class ControlPlaneTunnels implements AutoCloseable {
     if (session == null || !session.isOpen()) {
       session = ViciSession.connect(settings.viciSocket());
       fresh = true;
+      ViciSession watched = session;
+      watched.subscribe("ike-updown", e -> refuseMisplaced(watched, e.message()));
     }
     Set<String> loaded = new HashSet<>(session.getConns());
     if (fresh || !loaded.contains(ANY)) {
@@ -145,6 +153,51 @@ public final class ControlPlaneTunnels implements AutoCloseable {
       if (!loaded.contains(connName(peer))) {
         session.loadConn(connName(peer), connection(peer));
       }
+    }
+  }
+
+  /** On charon's event thread: terminates a control IKE SA that came up with a certificate used away from its address. */
+  private static void refuseMisplaced(ViciSession session, ViciMessage event) {
+    if (!event.isYes("up")) {
+      return;
+    }
+    misplaced(event).forEach((uniqueId, why) -> {
+      LOG.warning(() -> "control plane: refused IKE SA #" + uniqueId + ": " + why);
+      try {
+        session.terminateIkeId(uniqueId);
+      } catch (IOException e) {
+        LOG.warning("control plane: cannot terminate IKE SA #" + uniqueId + ": " + e.getMessage());
+      }
+    });
+  }
+
+  /** The control IKE SAs of an ike-updown event whose peer identity is not its address: unique id -> why. */
+  static java.util.Map<String, String> misplaced(ViciMessage event) {
+    java.util.Map<String, String> out = new java.util.TreeMap<>();
+    event.sections().forEach((name, sa) -> {
+      if (!name.startsWith(PREFIX)) {
+        return;
+      }
+      String id = sa.value("remote-id").orElse("");
+      String host = sa.value("remote-host").orElse("");
+      if (!sameAddress(id, host)) {
+        out.put(sa.value("uniqueid").orElse("?"), "the peer at " + host + " presents the identity '" + id
+            + "' (connection " + name + "): a node's certificate opens the control plane only from its own address");
+      }
+    });
+    return out;
+  }
+
+  private static boolean sameAddress(String a, String b) {
+    if (a.equals(b)) {
+      return true;
+    }
+    try {
+      // literals only: a name is no address, and must not be looked up
+      return a.matches("[0-9a-fA-F:.]+") && b.matches("[0-9a-fA-F:.]+")
+          && java.net.InetAddress.getByName(a).equals(java.net.InetAddress.getByName(b));
+    } catch (java.net.UnknownHostException e) {
+      return false;
     }
   }
 

@@ -195,6 +195,11 @@ public final class ViciSession implements AutoCloseable {
     call("terminate", ViciMessage.builder().put("ike", ike).put("timeout", 0).build());
   }
 
+  /** Terminates one IKE SA by its unique id, without waiting for the peer. */
+  public void terminateIkeId(String uniqueId) throws ViciException {
+    call("terminate", ViciMessage.builder().put("ike-id", uniqueId).put("force", true).put("timeout", 0).build());
+  }
+
   /**
    * Terminates an IKE SA without waiting for the peer (which may be gone for good): the
    * delete is sent once and the SA removed at once.
