@@ -34,18 +34,7 @@ class FrozenMemberJoinTest {
   void underlay() throws Exception {
     assertTrue("root".equals(System.getProperty("user.name")), "needs root for network namespaces");
     removeNamespaces();
-    PartitionTest.run("ip", "netns", "add", "ipj-ul");
-    PartitionTest.run("ip", "-n", "ipj-ul", "link", "add", "ipj-br", "type", "bridge");
-    PartitionTest.run("ip", "-n", "ipj-ul", "link", "set", "ipj-br", "up");
-    for (int i = 1; i <= 4; i++) {
-      PartitionTest.run("ip", "netns", "add", "ipj-n" + i);
-      PartitionTest.run("ip", "link", "add", "ipj-v" + i, "netns", "ipj-n" + i, "type", "veth", "peer", "name",
-          "ipj-b" + i, "netns", "ipj-ul");
-      PartitionTest.run("ip", "-n", "ipj-n" + i, "addr", "add", "10.79.0." + i + "/24", "dev", "ipj-v" + i);
-      PartitionTest.run("ip", "-n", "ipj-n" + i, "link", "set", "ipj-v" + i, "up");
-      PartitionTest.run("ip", "-n", "ipj-n" + i, "link", "set", "lo", "up");
-      PartitionTest.run("ip", "-n", "ipj-ul", "link", "set", "ipj-b" + i, "master", "ipj-br", "up");
-    }
+    PartitionTest.fourMembersOnABridge("ipj-", "10.79.0.");
     cluster = "ipj-" + UUID.randomUUID();
   }
 

@@ -36,18 +36,7 @@ class LeaseMergeTest {
   void underlay() throws Exception {
     assertTrue("root".equals(System.getProperty("user.name")), "needs root for network namespaces");
     removeNamespaces();
-    PartitionTest.run("ip", "netns", "add", "ipm-ul");
-    PartitionTest.run("ip", "-n", "ipm-ul", "link", "add", "ipm-br", "type", "bridge");
-    PartitionTest.run("ip", "-n", "ipm-ul", "link", "set", "ipm-br", "up");
-    for (int i = 1; i <= 4; i++) {
-      PartitionTest.run("ip", "netns", "add", "ipm-n" + i);
-      PartitionTest.run("ip", "link", "add", "ipm-v" + i, "netns", "ipm-n" + i, "type", "veth", "peer", "name",
-          "ipm-b" + i, "netns", "ipm-ul");
-      PartitionTest.run("ip", "-n", "ipm-n" + i, "addr", "add", "10.78.0." + i + "/24", "dev", "ipm-v" + i);
-      PartitionTest.run("ip", "-n", "ipm-n" + i, "link", "set", "ipm-v" + i, "up");
-      PartitionTest.run("ip", "-n", "ipm-n" + i, "link", "set", "lo", "up");
-      PartitionTest.run("ip", "-n", "ipm-ul", "link", "set", "ipm-b" + i, "master", "ipm-br", "up");
-    }
+    PartitionTest.fourMembersOnABridge("ipm-", "10.78.0.");
     cluster = "ipm-" + UUID.randomUUID();
   }
 

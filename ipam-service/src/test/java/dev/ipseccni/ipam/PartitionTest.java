@@ -25,6 +25,26 @@ class PartitionTest {
   private static final List<String> NAMESPACES = List.of("ipt-n1", "ipt-n2", "ipt-n3", "ipt-ul");
   private final List<ChildNode> children = new ArrayList<>();
 
+  /**
+   * Four member namespaces {@code <prefix>n1..n4} with addresses {@code <subnet>1..4/24} on a
+   * bridge in {@code <prefix>ul}, the underlay of the lease tests with real members.
+   */
+  static void fourMembersOnABridge(String prefix, String subnet) throws IOException, InterruptedException {
+    run("ip", "netns", "add", prefix + "ul");
+    run("ip", "-n", prefix + "ul", "link", "add", prefix + "br", "type", "bridge");
+    run("ip", "-n", prefix + "ul", "link", "set", prefix + "br", "up");
+    for (int i = 1; i <= 4; i++) {
+      String ns = prefix + "n" + i;
+      run("ip", "netns", "add", ns);
+      run("ip", "link", "add", prefix + "v" + i, "netns", ns, "type", "veth", "peer", "name", prefix + "b" + i,
+          "netns", prefix + "ul");
+      run("ip", "-n", ns, "addr", "add", subnet + i + "/24", "dev", prefix + "v" + i);
+      run("ip", "-n", ns, "link", "set", prefix + "v" + i, "up");
+      run("ip", "-n", ns, "link", "set", "lo", "up");
+      run("ip", "-n", prefix + "ul", "link", "set", prefix + "b" + i, "master", prefix + "br", "up");
+    }
+  }
+
   static void run(String... cmd) throws IOException, InterruptedException {
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes());
